@@ -1,0 +1,31 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers import downwards only (see docs/design.md):
+// cdsfs → FuseMount, StoreServer → CondensationFS → Condensation → CCrypto; FuseMount → CFuse.
+let package = Package(
+    name: "cdsfs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cdsfs", targets: ["cdsfs"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "CSystem"),
+        .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
+        .target(name: "Condensation", dependencies: ["CCrypto", "CSystem"]),
+        .target(name: "CondensationFS", dependencies: ["Condensation"]),
+        .target(name: "FuseMount", dependencies: ["CFuse", "CondensationFS"]),
+        .target(name: "StoreServer", dependencies: ["Condensation"]),
+        .executableTarget(name: "cdsfs", dependencies: [
+            "Condensation", "CondensationFS", "FuseMount", "StoreServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "CondensationTests", dependencies: ["Condensation"]),
+        .testTarget(name: "CondensationFSTests", dependencies: ["CondensationFS"]),
+        .testTarget(name: "MountTests", dependencies: ["Condensation"]),
+    ]
+)

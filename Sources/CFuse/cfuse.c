@@ -1,0 +1,1 @@
+int cfuse_placeholder;

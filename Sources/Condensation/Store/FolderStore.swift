@@ -1,0 +1,109 @@
+import Glibc
+
+/// A store in a folder, in the reference layout: `objects/<2 hex>/<62 hex>` and
+/// `accounts/<actor hex>/<box>/<hash hex>` (empty files). Writes go through a temporary file and a
+/// rename. Puts are not synced one by one: `flush` (and `modify`) make a batch durable with one
+/// `syncfs`, and `modify` syncs the objects before any box entry names them.
+public final class FolderStore: Store {
+    public let path: String
+    public var url: String { "file://" + path }
+
+    /// Refuses objects larger than this when reading (a corrupt or hostile store cannot make us
+    /// allocate without bound).
+    public static let maximumObjectSize = 64 * 1024 * 1024
+
+    public init(path: String) {
+        self.path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    /// Opens an existing folder store; nil unless `path` has both `objects` and `accounts`.
+    public static func open(_ path: String) -> FolderStore? {
+        guard FileSystem.isDirectory(path + "/objects"), FileSystem.isDirectory(path + "/accounts") else { return nil }
+        return FolderStore(path: path)
+    }
+
+    /// Creates the folders of an empty store.
+    public static func create(_ path: String) throws(StoreError) -> FolderStore {
+        try FileSystem.makeDirectories(path + "/objects")
+        try FileSystem.makeDirectories(path + "/accounts")
+        return FolderStore(path: path)
+    }
+
+    public func objectPath(_ hash: Hash) -> String {
+        let hex = hash.hex
+        return path + "/objects/" + hex.prefix(2) + "/" + hex.dropFirst(2)
+    }
+
+    func boxPath(_ account: Hash, _ box: BoxLabel) -> String {
+        path + "/accounts/" + account.hex + "/" + box.rawValue
+    }
+
+    public func get(_ hash: Hash) throws(StoreError) -> Object? {
+        guard let bytes = try FileSystem.read(objectPath(hash), limit: Self.maximumObjectSize) else { return nil }
+        do { return try Object(bytes: bytes, expecting: hash) } catch { throw .corrupt(hash) }
+    }
+
+    public func put(_ hash: Hash, _ object: Object) throws(StoreError) {
+        let p = objectPath(hash)
+        // Present already: refresh its time so garbage collection sees it as recently used.
+        if try FileSystem.touch(p) { return }
+        do {
+            try FileSystem.writeAtomically(p, object.bytes)
+        } catch .io(_, ENOENT) {
+            try FileSystem.makeDirectories(String(p.dropLast(63)))
+            try FileSystem.writeAtomically(p, object.bytes)
+        }
+    }
+
+    public func book(_ hash: Hash) throws(StoreError) -> Bool { try FileSystem.touch(objectPath(hash)) }
+
+    public func list(_ account: Hash, _ box: BoxLabel) throws(StoreError) -> [Hash] {
+        try FileSystem.list(boxPath(account, box)).compactMap { Hash(hex: $0) }
+    }
+
+    public func add(_ account: Hash, _ box: BoxLabel, _ hash: Hash) throws(StoreError) {
+        let dir = boxPath(account, box)
+        let p = dir + "/" + hash.hex
+        do {
+            try FileSystem.createEmpty(p)
+        } catch .io(_, ENOENT) {
+            try FileSystem.makeDirectories(dir)
+            try FileSystem.createEmpty(p)
+        }
+    }
+
+    public func remove(_ account: Hash, _ box: BoxLabel, _ hash: Hash) throws(StoreError) {
+        try FileSystem.remove(boxPath(account, box) + "/" + hash.hex)
+    }
+
+    public func modify(_ m: Modifications) throws(StoreError) {
+        for (h, o) in m.puts { try put(h, o) }
+        try flush()
+        for c in m.additions { try add(c.account, c.box, c.hash) }
+        if !m.additions.isEmpty { try flush() }
+        for c in m.removals { try? remove(c.account, c.box, c.hash) }
+    }
+
+    public func flush() throws(StoreError) { try FileSystem.syncFilesystem(path) }
+
+    /// Every object in the store, by walking `objects/` (garbage collection, fsck).
+    public func allObjects() throws(StoreError) -> [Hash] {
+        var out: [Hash] = []
+        for prefix in try FileSystem.list(path + "/objects") where prefix.utf8.count == 2 {
+            for rest in try FileSystem.list(path + "/objects/" + prefix) where rest.utf8.count == 62 {
+                if let h = Hash(hex: prefix + rest) { out.append(h) }
+            }
+        }
+        return out
+    }
+
+    /// Accounts that have a folder under `accounts/`.
+    public func accounts() throws(StoreError) -> [Hash] {
+        try FileSystem.list(path + "/accounts").compactMap { Hash(hex: $0) }
+    }
+
+    /// Deletes an object (garbage collection only).
+    public func delete(_ hash: Hash) throws(StoreError) { try FileSystem.remove(objectPath(hash)) }
+
+    public func modificationTime(_ hash: Hash) -> Int? { FileSystem.modificationTime(objectPath(hash)) }
+}
