@@ -58,7 +58,7 @@ public final class FolderStore: Store {
     public func book(_ hash: Hash) throws(StoreError) -> Bool { try FileSystem.touch(objectPath(hash)) }
 
     public func list(_ account: Hash, _ box: BoxLabel) throws(StoreError) -> [Hash] {
-        try FileSystem.list(boxPath(account, box)).compactMap { Hash(hex: $0) }
+        try FileSystem.list(boxPath(account, box)).compactMap(Self.hash(name:))
     }
 
     public func add(_ account: Hash, _ box: BoxLabel, _ hash: Hash) throws(StoreError) {
@@ -91,7 +91,7 @@ public final class FolderStore: Store {
         var out: [Hash] = []
         for prefix in try FileSystem.list(path + "/objects") where prefix.utf8.count == 2 {
             for rest in try FileSystem.list(path + "/objects/" + prefix) where rest.utf8.count == 62 {
-                if let h = Hash(hex: prefix + rest) { out.append(h) }
+                if let h = Self.hash(name: prefix + rest) { out.append(h) }
             }
         }
         return out
@@ -99,7 +99,17 @@ public final class FolderStore: Store {
 
     /// Accounts that have a folder under `accounts/`.
     public func accounts() throws(StoreError) -> [Hash] {
-        try FileSystem.list(path + "/accounts").compactMap { Hash(hex: $0) }
+        try FileSystem.list(path + "/accounts").compactMap(Self.hash(name:))
+    }
+
+    /// The hash a file or folder is named after: exactly 64 lowercase hex digits, as the store writes
+    /// them. Anything else (temporary files, an uppercase copy that `remove` would never delete) is
+    /// not an entry.
+    static func hash(name: String) -> Hash? {
+        guard name.utf8.count == 64, name.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            return nil
+        }
+        return Hash(hex: name)
     }
 
     /// Deletes an object (garbage collection only).
