@@ -125,10 +125,13 @@ public enum FileSystem {
     }
 
     /// Modification time in seconds since the epoch, nil if absent.
-    public static func modificationTime(_ path: String) -> Int? {
+    public static func modificationTime(_ path: String) -> Int? { sizeAndModificationTime(path)?.modified }
+
+    /// Size in bytes and modification time in seconds since the epoch from one `stat`; nil if absent.
+    public static func sizeAndModificationTime(_ path: String) -> (size: Int, modified: Int)? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
-        return Int(st.st_mtim.tv_sec)
+        return (Int(st.st_size), Int(st.st_mtim.tv_sec))
     }
 
     /// Flushes the whole filesystem holding `path` (syncfs): one call makes a batch of writes durable.

@@ -1,0 +1,153 @@
+import Glibc
+
+/// Garbage collection of a folder store: mark what the boxes reach, sweep what they do not.
+///
+/// The protocol lets a store delete any object that is neither reachable from a box entry nor recently
+/// put or booked. "Recently" is the grace period: a writer puts a tree's objects first and adds the
+/// box entry that names it last (a transfer books what is already there, which refreshes the time), so
+/// an object that is unreachable *now* may be reachable a moment later. Sweeping only objects older
+/// than the grace period keeps every tree that a writer is still assembling, without any lock between
+/// the collector and the writers. The default hour is the protocol's minimum for general-purpose stores.
+///
+/// Both phases are iterative (a tree's depth is chosen by whoever wrote it) and hold one `Hash` per
+/// reachable object in memory, never the objects themselves.
+public enum GarbageCollector {
+    /// One hour, in seconds.
+    public static let defaultGracePeriod = 3600
+
+    /// What is reachable from the boxes of a folder store.
+    public struct Marking: Sendable {
+        /// Every object reachable from a box entry (the envelopes themselves included) and present.
+        public var reachable: Set<Hash> = []
+        /// Named by a box entry or a hash list, but not in the store: a tree that is incomplete here.
+        public var missing: Set<Hash> = []
+        /// Present, but its bytes do not hash to its name. Their hash lists were still followed when
+        /// the header could be read, so that a damaged object does not cost its subtree.
+        public var corrupt: Set<Hash> = []
+        /// Box entries read, over every account and box.
+        public var boxEntries = 0
+
+        public init() {}
+    }
+
+    public enum Phase: Sendable { case marking, sweeping }
+
+    /// Handed to the progress callback every `progressInterval` objects and at the end of each phase.
+    public struct Progress: Sendable {
+        public var phase: Phase
+        /// Objects found reachable so far.
+        public var marked: Int
+        /// Objects of the store looked at by the sweep so far.
+        public var examined: Int
+        /// Objects deleted (or, in a dry run, that would be) so far.
+        public var deleted: Int
+    }
+
+    public static let progressInterval = 1024
+
+    /// The outcome of a collection.
+    public struct Report: Sendable, Equatable {
+        /// Objects reachable from the boxes.
+        public var reachable = 0
+        /// Objects in the store before the sweep.
+        public var examined = 0
+        /// Unreachable objects older than the grace period: deleted, or in a dry run, to be deleted.
+        public var deleted = 0
+        /// Their total size.
+        public var bytesFreed = 0
+        /// Unreachable objects kept because they were put or booked within the grace period.
+        public var keptRecent = 0
+        /// Reachable but absent (sorted); see `Marking.missing`.
+        public var missing: [Hash] = []
+        /// Reachable but corrupt (sorted); see `Marking.corrupt`.
+        public var corrupt: [Hash] = []
+        public var dryRun = false
+
+        public init() {}
+    }
+
+    /// Marks every object reachable from every box entry of every account: the envelopes, and
+    /// recursively their hash lists. Hash lists are in the clear, so no key is needed. Each account's
+    /// own object (the actor's public key object, whose hash is the account id) counts as reachable
+    /// too when present: stores look it up to check the actor's signatures.
+    ///
+    /// `fsck` uses this to find what to check; `collect` uses it to find what to keep.
+    public static func mark(_ store: FolderStore, progress: ((Progress) -> Void)? = nil) throws(StoreError) -> Marking {
+        var marking = Marking()
+        var seen = Set<Hash>()
+        var stack: [Hash] = []
+        func report() { progress?(Progress(phase: .marking, marked: marking.reachable.count, examined: 0, deleted: 0)) }
+
+        for account in try store.accounts() {
+            if FileSystem.exists(store.objectPath(account)), seen.insert(account).inserted { stack.append(account) }
+            for box in BoxLabel.allCases {
+                for entry in try store.list(account, box) {
+                    marking.boxEntries += 1
+                    if seen.insert(entry).inserted { stack.append(entry) }
+                }
+            }
+        }
+
+        while let hash = stack.popLast() {
+            var object: Object?
+            do {
+                object = try store.get(hash)
+            } catch .corrupt {
+                marking.corrupt.insert(hash)
+                // Keeping too much is safe, deleting too much is not: follow whatever header it has.
+                let bytes = try? FileSystem.read(store.objectPath(hash), limit: FolderStore.maximumObjectSize)
+                object = bytes.flatMap { try? Object(bytes: $0) } ?? .empty
+            }
+            guard let object else {
+                marking.missing.insert(hash)
+                continue
+            }
+            marking.reachable.insert(hash)
+            for index in 0..<object.hashCount {
+                let child = object.hash(at: index)
+                if seen.insert(child).inserted { stack.append(child) }
+            }
+            if marking.reachable.count % progressInterval == 0 { report() }
+        }
+        report()
+        return marking
+    }
+
+    /// Deletes the objects of `store` that no box entry reaches and that were not put or booked within
+    /// `gracePeriod` seconds before `now`. With `dryRun`, deletes nothing and reports what it would
+    /// delete.
+    ///
+    /// The modification time is read right before each deletion, so an object booked during the mark
+    /// phase survives. Run it while writers are active if need be: what they put or book is recent.
+    public static func collect(_ store: FolderStore, gracePeriod: Int = defaultGracePeriod, dryRun: Bool = false,
+                               now: Int? = nil, progress: ((Progress) -> Void)? = nil) throws(StoreError) -> Report {
+        let marking = try mark(store, progress: progress)
+        let now = now ?? Int(time(nil))
+        var report = Report()
+        report.dryRun = dryRun
+        report.reachable = marking.reachable.count
+        report.missing = marking.missing.sorted()
+        report.corrupt = marking.corrupt.sorted()
+
+        func tell() {
+            progress?(Progress(phase: .sweeping, marked: report.reachable, examined: report.examined,
+                               deleted: report.deleted))
+        }
+        for hash in try store.allObjects() {
+            report.examined += 1
+            if report.examined % progressInterval == 0 { tell() }
+            if marking.reachable.contains(hash) { continue }
+            // Gone since the listing (another collector): nothing to do.
+            guard let info = FileSystem.sizeAndModificationTime(store.objectPath(hash)) else { continue }
+            if now - info.modified < gracePeriod {
+                report.keptRecent += 1
+                continue
+            }
+            if !dryRun { try store.delete(hash) }
+            report.deleted += 1
+            report.bytesFreed += info.size
+        }
+        tell()
+        return report
+    }
+}
