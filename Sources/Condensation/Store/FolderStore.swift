@@ -45,8 +45,11 @@ public final class FolderStore: Store {
 
     public func put(_ hash: Hash, _ object: Object) throws(StoreError) {
         let p = objectPath(hash)
-        // Present already: refresh its time so garbage collection sees it as recently used.
-        if try FileSystem.touch(p) { return }
+        // Present already: refresh its time so garbage collection sees it as recently used. A file of
+        // another size is not the object (puts are not synced one by one, so a crash can leave an
+        // empty file under the final name): write it again rather than keep it forever.
+        if let existing = FileSystem.sizeAndModificationTime(p), existing.size == object.bytes.count,
+           try FileSystem.touch(p) { return }
         do {
             try FileSystem.writeAtomically(p, object.bytes)
         } catch .io(_, ENOENT) {
