@@ -56,8 +56,9 @@ public final class RSAKey: @unchecked Sendable {
         return Self.fixedWidth(Array(sig[..<Int(n)]), size)
     }
 
-    /// Verifies a PSS signature with any salt length. Signatures are integers: a 257-byte form
-    /// with a leading zero (as some writers emit) is accepted, any other length is not.
+    /// Verifies a PSS signature with any salt length. Signatures are read as unsigned big-endian
+    /// integers, as the format says: leading zero bytes (some writers emit 257 bytes) do not change
+    /// the value, and an integer that does not fit in the modulus size is refused before libcrypto.
     public func verify(_ digest: Hash, signature: [UInt8]) -> Bool {
         guard let sig = Self.normalized(signature, size) else { return false }
         return ccrypto_rsa_verify_pss(key, digest.bytes, sig, sig.count) == 1
