@@ -1,1 +1,3 @@
-print("cdsfs")
+import ArgumentParser
+
+CDSFS.main()

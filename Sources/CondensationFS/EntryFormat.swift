@@ -1,0 +1,178 @@
+import Condensation
+import Glibc
+
+/// How a directory entry is written in a directory object (docs/format.md has the whole layout).
+/// Labels are single letters: a directory of 100k entries repeats each label 100k times.
+///
+///     <name>
+///       m → mode (unsigned, type and permission bits)     u → uid      g → gid
+///       a / t / c → atime / mtime / ctime (ns, integer)   r → rdev (devices)
+///       x → { <attribute name> → <value> }
+///       s → size (files)
+///       i → inline content (small files)
+///       k → { <length> → <key> #chunk, <length> (a hole) … }   chunk list, inline
+///       K → <key> #chunk-list-object                              chunk list, as an object of `k` children
+///       d → <key> #directory-object
+///       l → symlink target
+///       h → hard link id (content and metadata live in the version's link table)
+enum EntryLabel {
+    static let mode = "m", uid = "u", gid = "g", atime = "a", mtime = "t", ctime = "c", rdev = "r"
+    static let xattrs = "x", size = "s", inline = "i", chunks = "k", chunkList = "K", directory = "d"
+    static let symlink = "l", hardLink = "h"
+}
+
+/// Metadata every node has.
+struct Metadata: Equatable, Sendable {
+    var mode: UInt32
+    var uid: UInt32
+    var gid: UInt32
+    var rdev: UInt64 = 0
+    var atime: Timestamp
+    var mtime: Timestamp
+    var ctime: Timestamp
+    var xattrs: [String: [UInt8]] = [:]
+
+    init(mode: UInt32, uid: UInt32, gid: UInt32, time: Timestamp = .now()) {
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        atime = time
+        mtime = time
+        ctime = time
+    }
+
+    var type: UInt32 { mode & UInt32(S_IFMT) }
+    var isDirectory: Bool { type == UInt32(S_IFDIR) }
+    var isRegular: Bool { type == UInt32(S_IFREG) }
+    var isSymlink: Bool { type == UInt32(S_IFLNK) }
+
+    func write(to node: inout Record) {
+        node.add(EntryLabel.mode, unsigned: UInt64(mode))
+        if uid != 0 { node.add(EntryLabel.uid, unsigned: UInt64(uid)) }
+        if gid != 0 { node.add(EntryLabel.gid, unsigned: UInt64(gid)) }
+        if rdev != 0 { node.add(EntryLabel.rdev, unsigned: rdev) }
+        node.add(EntryLabel.atime, integer: atime.totalNanoseconds)
+        node.add(EntryLabel.mtime, integer: mtime.totalNanoseconds)
+        node.add(EntryLabel.ctime, integer: ctime.totalNanoseconds)
+        if !xattrs.isEmpty {
+            var x = Record(text: EntryLabel.xattrs)
+            for name in xattrs.keys.sorted(by: Self.byteOrder) { x.add(name, bytes: xattrs[name]!) }
+            node.add(x)
+        }
+    }
+
+    init?(record node: Record) {
+        guard let mode = node.unsigned(EntryLabel.mode), mode <= UInt32.max else { return nil }
+        self.mode = UInt32(mode)
+        uid = UInt32(truncatingIfNeeded: node.unsigned(EntryLabel.uid) ?? 0)
+        gid = UInt32(truncatingIfNeeded: node.unsigned(EntryLabel.gid) ?? 0)
+        rdev = node.unsigned(EntryLabel.rdev) ?? 0
+        atime = Timestamp(totalNanoseconds: node.integer(EntryLabel.atime) ?? 0)
+        mtime = Timestamp(totalNanoseconds: node.integer(EntryLabel.mtime) ?? 0)
+        ctime = Timestamp(totalNanoseconds: node.integer(EntryLabel.ctime) ?? 0)
+        for x in node.child(EntryLabel.xattrs)?.children ?? [] {
+            xattrs[x.text] = Array(x.firstChild?.bytes ?? [])
+        }
+    }
+
+    /// Names sort by their UTF-8 bytes, as the kernel and other platforms see them.
+    static func byteOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+}
+
+/// One piece of a file: `length` bytes stored in the chunk `link`, or zeros (a hole) without one.
+struct ChunkRef: Equatable, Sendable {
+    var length: UInt64
+    var link: HashAndKey?
+
+    var record: Record {
+        var r = Record(Values.unsigned(length))
+        if let link { r.children = [link.record] }
+        return r
+    }
+
+    init(length: UInt64, link: HashAndKey?) {
+        self.length = length
+        self.link = link
+    }
+
+    init?(record: Record) {
+        guard let length = record.unsigned, length > 0 else { return nil }
+        self.length = length
+        if let child = record.firstChild {
+            guard let link = HashAndKey(record: child) else { return nil }
+            self.link = link
+        } else {
+            link = nil
+        }
+    }
+}
+
+/// A file's stored content.
+enum StoredContent: Equatable, Sendable {
+    case inline([UInt8])
+    case chunks([ChunkRef])
+    /// The chunk list is an object of its own (long files); loaded when the file is first read.
+    case chunkList(HashAndKey, size: UInt64)
+}
+
+/// A directory entry as stored: everything needed to list it and to make a node from it.
+struct StoredEntry: Sendable {
+    var metadata: Metadata
+    var size: UInt64 = 0
+    var content: StoredContent? = nil
+    var directory: HashAndKey? = nil
+    var symlink: String? = nil
+    var hardLink: UInt64? = nil
+
+    /// Writes the entry's fields as children of `node` (whose bytes are the name).
+    func write(to node: inout Record) {
+        if let hardLink {
+            node.add(EntryLabel.hardLink, unsigned: hardLink)
+            return
+        }
+        metadata.write(to: &node)
+        if metadata.isRegular { node.add(EntryLabel.size, unsigned: size) }
+        switch content {
+        case .inline(let bytes)?: node.add(EntryLabel.inline, bytes: bytes)
+        case .chunks(let chunks)?:
+            node.add(Record(text: EntryLabel.chunks, children: chunks.map(\.record)))
+        case .chunkList(let link, _)?: node.add(EntryLabel.chunkList, link: link)
+        case nil: break
+        }
+        if let directory { node.add(EntryLabel.directory, link: directory) }
+        if let symlink { node.add(EntryLabel.symlink, text: symlink) }
+    }
+
+    /// Nil if the entry is malformed (missing mode, bad link).
+    init?(record node: Record) {
+        if let id = node.unsigned(EntryLabel.hardLink) {
+            metadata = Metadata(mode: UInt32(S_IFREG), uid: 0, gid: 0, time: Timestamp(seconds: 0))
+            hardLink = id
+            return
+        }
+        guard let metadata = Metadata(record: node) else { return nil }
+        self.metadata = metadata
+        size = node.unsigned(EntryLabel.size) ?? 0
+        if let inline = node.bytes(EntryLabel.inline) {
+            content = .inline(Array(inline))
+        } else if let list = node.child(EntryLabel.chunks) {
+            var chunks: [ChunkRef] = []
+            chunks.reserveCapacity(list.children.count)
+            for c in list.children {
+                guard let ref = ChunkRef(record: c) else { return nil }
+                chunks.append(ref)
+            }
+            content = .chunks(chunks)
+        } else if node.contains(EntryLabel.chunkList) {
+            guard let link = node.link(EntryLabel.chunkList) else { return nil }
+            content = .chunkList(link, size: size)
+        }
+        if node.contains(EntryLabel.directory) {
+            guard let link = node.link(EntryLabel.directory) else { return nil }
+            directory = link
+        }
+        if let target = node.value(EntryLabel.symlink) { symlink = target.text }
+    }
+
+    init(metadata: Metadata) { self.metadata = metadata }
+}

@@ -1,0 +1,359 @@
+import Condensation
+import Glibc
+
+/// A regular file's content: the stored chunks (the base) overlaid with unsaved pages.
+///
+/// Writes land in 64 KiB pages in memory; reads see pages first, then the base. `materialize`
+/// turns the dirty pages into chunks in the store: it re-chunks only the chunks the pages touch
+/// (their old boundaries on either side stay, so the rest of the file keeps its objects), and
+/// all-zero chunks become holes that take no object at all. The volume materializes a file when
+/// its unsaved bytes pass a bound, so a 10 GB write never holds 10 GB in memory.
+final class FileData {
+    static let pageSize = 64 * 1024
+    /// Files up to this size live inside their directory entry.
+    static let inlineLimit = 4096
+    /// Chunk lists longer than this become an object of their own.
+    static let inlineChunkLimit = 32
+
+    private(set) var size: UInt64
+    /// Stored chunks, covering [0, baseEnd).
+    private var base: [ChunkRef] = []
+    private var baseOffsets: [UInt64] = []
+    private var baseEnd: UInt64 = 0
+    /// Bytes of the base past this were truncated away (they read as zeros until rewritten).
+    private var baseLimit: UInt64 = 0
+    private var unloadedList: HashAndKey?
+    private var inline: [UInt8]?
+    private var pages: [UInt64: [UInt8]] = [:]
+    /// The encoded content as last committed or loaded; nil once anything changed.
+    private(set) var stored: StoredContent?
+
+    /// Bytes held in unsaved pages (pages hold only what was written or filled, not always 64 KiB).
+    private(set) var dirtyBytes = 0
+    var isDirty: Bool { stored == nil }
+
+    init() {
+        size = 0
+        stored = .inline([])
+        inline = []
+    }
+
+    init(stored content: StoredContent?, size: UInt64) {
+        self.size = size
+        self.stored = content ?? .inline([])
+        switch content {
+        case .inline(let bytes)?:
+            inline = bytes
+            self.size = UInt64(bytes.count)
+        case .chunks(let chunks)?: setBase(chunks)
+        case .chunkList(let link, _)?: unloadedList = link
+        case nil: inline = []
+        }
+        baseLimit = max(baseEnd, self.size)
+    }
+
+    private func setBase(_ chunks: [ChunkRef]) {
+        base = chunks
+        baseOffsets = []
+        baseOffsets.reserveCapacity(chunks.count)
+        var offset: UInt64 = 0
+        for c in chunks {
+            baseOffsets.append(offset)
+            offset += c.length
+        }
+        baseEnd = offset
+        baseLimit = offset
+    }
+
+    private func loadList(_ ctx: ContentContext) throws(FSError) {
+        guard let link = unloadedList else { return }
+        let record = try ctx.reader.record(link)
+        var chunks: [ChunkRef] = []
+        for c in record.child(EntryLabel.chunks)?.children ?? [] {
+            guard let ref = ChunkRef(record: c) else {
+                Log.error("chunk list \(link.hash.hex) has a malformed entry")
+                throw .io
+            }
+            chunks.append(ref)
+        }
+        let savedLimit = baseLimit
+        setBase(chunks)
+        baseLimit = min(savedLimit, baseEnd)
+        unloadedList = nil
+    }
+
+    /// Index of the base chunk holding `offset` (< baseEnd).
+    private func chunkIndex(_ offset: UInt64) -> Int {
+        var lo = 0, hi = baseOffsets.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if baseOffsets[mid] <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    /// Copies base bytes [offset, offset + out.count) into `out`; zeros past the base.
+    private func readBase(_ offset: UInt64, _ out: UnsafeMutableRawBufferPointer, _ ctx: ContentContext) throws(FSError) {
+        var done = 0
+        let limit = min(baseLimit, inline.map { UInt64($0.count) } ?? baseEnd)
+        while done < out.count {
+            let pos = offset + UInt64(done)
+            if pos >= limit {
+                memset(out.baseAddress! + done, 0, out.count - done)
+                return
+            }
+            if let inline {
+                let n = min(out.count - done, Int(limit - pos))
+                inline.withUnsafeBytes { src in
+                    (out.baseAddress! + done).copyMemory(from: src.baseAddress! + Int(pos), byteCount: n)
+                }
+                done += n
+                continue
+            }
+            let i = chunkIndex(pos)
+            let chunkStart = baseOffsets[i]
+            let within = Int(pos - chunkStart)
+            let n = min(out.count - done, Int(min(base[i].length, limit - chunkStart)) - within)
+            if let link = base[i].link {
+                let bytes = try ctx.chunk(link)
+                guard bytes.count == Int(base[i].length) else {
+                    Log.error("chunk \(link.hash.hex) holds \(bytes.count) bytes, the list says \(base[i].length)")
+                    throw .io
+                }
+                bytes.withUnsafeBytes { src in
+                    (out.baseAddress! + done).copyMemory(from: src.baseAddress! + within, byteCount: n)
+                }
+            } else {
+                memset(out.baseAddress! + done, 0, n)
+            }
+            done += n
+        }
+    }
+
+    /// Reads up to `out.count` bytes at `offset`; returns the count (0 at or past the end).
+    func read(_ offset: UInt64, into out: UnsafeMutableRawBufferPointer, _ ctx: ContentContext) throws(FSError) -> Int {
+        guard offset < size else { return 0 }
+        try loadList(ctx)
+        let total = Int(min(UInt64(out.count), size - offset))
+        var done = 0
+        while done < total {
+            let pos = offset + UInt64(done)
+            let page = pos / UInt64(Self.pageSize)
+            let within = Int(pos % UInt64(Self.pageSize))
+            let n = min(total - done, Self.pageSize - within)
+            let dst = UnsafeMutableRawBufferPointer(rebasing: out[done..<(done + n)])
+            if let p = pages[page] {
+                // A page holds the bytes up to its length; past that, up to the size, zeros.
+                let have = max(0, min(n, p.count - within))
+                if have > 0 {
+                    p.withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[within..<(within + have)])) }
+                }
+                if have < n { memset(dst.baseAddress! + have, 0, n - have) }
+            } else {
+                try readBase(pos, dst, ctx)
+            }
+            done += n
+        }
+        return total
+    }
+
+    /// Before the first change: inline content (at most 4 KiB) moves into page 0, so that changes
+    /// only ever deal with pages over chunks.
+    private func prepareForChange(_ ctx: ContentContext) throws(FSError) {
+        try loadList(ctx)
+        stored = nil
+        guard let bytes = inline else { return }
+        inline = nil
+        setBase([])
+        if !bytes.isEmpty {
+            let p = Array(bytes.prefix(Int(min(size, UInt64(bytes.count)))))
+            pages[0] = p
+            dirtyBytes = p.count
+        }
+    }
+
+    /// Writes `data` at `offset`, extending the file as needed.
+    func write(_ offset: UInt64, _ data: UnsafeRawBufferPointer, _ ctx: ContentContext) throws(FSError) {
+        try prepareForChange(ctx)
+        var done = 0
+        let end = offset + UInt64(data.count)
+        while done < data.count {
+            let pos = offset + UInt64(done)
+            let page = pos / UInt64(Self.pageSize)
+            let within = Int(pos % UInt64(Self.pageSize))
+            let n = min(data.count - done, Self.pageSize - within)
+            let coversPage = within == 0 && (n == Self.pageSize || pos + UInt64(n) >= max(size, end))
+            try withPage(page, fill: !coversPage, ctx) { p in
+                if p.count < within + n { p.append(contentsOf: repeatElement(0, count: within + n - p.count)) }
+                p.withUnsafeMutableBytes {
+                    ($0.baseAddress! + within).copyMemory(from: data.baseAddress! + done, byteCount: n)
+                }
+            }
+            done += n
+        }
+        if end > size { size = end }
+    }
+
+    private func withPage(_ index: UInt64, fill: Bool, _ ctx: ContentContext,
+                          _ body: (inout [UInt8]) -> Void) throws(FSError) {
+        if pages[index] == nil {
+            var p: [UInt8] = []
+            let start = index * UInt64(Self.pageSize)
+            if fill && start < size {
+                let n = Int(min(UInt64(Self.pageSize), size - start))
+                p = [UInt8](repeating: 0, count: n)
+                try p.withMutableBytes { (b) throws(FSError) in try readBase(start, b, ctx) }
+            }
+            pages[index] = p
+        }
+        let before = pages[index]!.count
+        body(&pages[index]!)
+        dirtyBytes += pages[index]!.count - before
+    }
+
+    /// Sets the size; bytes past a shrink read as zeros if the file grows again.
+    func truncate(_ newSize: UInt64, _ ctx: ContentContext) throws(FSError) {
+        guard newSize != size else { return }
+        try prepareForChange(ctx)
+        if newSize < size {
+            let ps = UInt64(Self.pageSize)
+            for key in pages.keys where key * ps >= newSize {
+                dirtyBytes -= pages[key]!.count
+                pages[key] = nil
+            }
+            let within = Int(newSize % ps)
+            if within != 0 {
+                // The page keeps its bytes below the new size (filled from the base if needed);
+                // past its length it reads as zeros.
+                try withPage(newSize / ps, fill: true, ctx) { p in
+                    if p.count > within { p.removeLast(p.count - within) }
+                }
+            }
+            baseLimit = min(baseLimit, newSize)
+        }
+        size = newSize
+    }
+
+    /// Turns unsaved pages into stored chunks. Afterwards the file has no pages.
+    @discardableResult
+    func materialize(_ ctx: ContentContext) throws(FSError) -> Bool {
+        try loadList(ctx)
+        if inline != nil { return true }  // inline content is only ever clean: writes turn it into pages
+        let ps = UInt64(Self.pageSize)
+        // Regions to rewrite: dirty pages, the chunk cut by a truncation, widened to chunk boundaries.
+        var regions: [(UInt64, UInt64)] = pages.keys.sorted().compactMap { k in
+            let s = k * ps
+            return s < size ? (s, min(s + ps, size)) : nil
+        }
+        if baseLimit < baseEnd && baseLimit > 0 {
+            // Truncated into a chunk: rewrite what is left of it.
+            regions.append((baseLimit - 1, baseLimit))
+        }
+        regions = widen(regions.sorted { $0.0 < $1.0 })
+        if regions.isEmpty && baseEnd == size && baseLimit >= baseEnd { return true }
+
+        var newChunks: [ChunkRef] = []
+        var cover: UInt64 = 0
+        var i = 0  // next base chunk to consider
+        func keepBase(until end: UInt64) {
+            while i < base.count && baseOffsets[i] + base[i].length <= min(end, baseLimit) {
+                if baseOffsets[i] >= cover {
+                    newChunks.append(base[i])
+                    cover = baseOffsets[i] + base[i].length
+                }
+                i += 1
+            }
+        }
+        for (start, end) in regions {
+            keepBase(until: start)
+            if start > cover { newChunks.append(ChunkRef(length: start - cover, link: nil)); cover = start }
+            var buffer = [UInt8](repeating: 0, count: Int(end - start))
+            _ = try buffer.withMutableBytes { (b) throws(FSError) in try read(start, into: b, ctx) }
+            try buffer.withBytes { (b) throws(FSError) in
+                var offset = 0
+                while offset < b.count {
+                    let rest = UnsafeRawBufferPointer(rebasing: b[offset...])
+                    let length = ctx.chunker.nextBoundary(rest, isFinal: true)
+                    let piece = UnsafeRawBufferPointer(rebasing: rest[..<length])
+                    let link: HashAndKey? = Self.isZero(piece) ? nil : try ctx.storeChunk(piece)
+                    newChunks.append(ChunkRef(length: UInt64(length), link: link))
+                    offset += length
+                }
+            }
+            cover = end
+            while i < base.count && baseOffsets[i] < end { i += 1 }
+        }
+        keepBase(until: size)
+        if size > cover { newChunks.append(ChunkRef(length: size - cover, link: nil)) }
+        pages = [:]
+        dirtyBytes = 0
+        setBase(Self.mergeHoles(newChunks))
+        return true
+    }
+
+    /// Widens each region to the base chunks it touches and merges overlapping regions.
+    private func widen(_ regions: [(UInt64, UInt64)]) -> [(UInt64, UInt64)] {
+        var out: [(UInt64, UInt64)] = []
+        for (s0, e0) in regions {
+            var s = s0, e = e0
+            let limit = min(baseEnd, baseLimit)
+            if s < limit { s = baseOffsets[chunkIndex(s)] }
+            if e < limit, e > 0 {
+                let j = chunkIndex(e - 1)
+                e = min(baseOffsets[j] + base[j].length, size)
+            }
+            if let last = out.last, s <= last.1 {
+                out[out.count - 1].1 = max(last.1, e)
+            } else {
+                out.append((s, e))
+            }
+        }
+        return out
+    }
+
+    private static func mergeHoles(_ chunks: [ChunkRef]) -> [ChunkRef] {
+        var out: [ChunkRef] = []
+        for c in chunks where c.length > 0 {
+            if c.link == nil, let last = out.last, last.link == nil {
+                out[out.count - 1].length += c.length
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+
+    private static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let words = bytes.count / 8
+        let w = bytes.baseAddress!
+        for k in 0..<words where w.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self) != 0 { return false }
+        for k in (words * 8)..<bytes.count where bytes[k] != 0 { return false }
+        return true
+    }
+
+    /// The content as an entry stores it, writing a chunk-list object if the list is long.
+    func encode(_ ctx: ContentContext) throws(FSError) -> StoredContent {
+        if let stored { return stored }
+        let content: StoredContent
+        if size <= UInt64(Self.inlineLimit) {
+            var bytes = [UInt8](repeating: 0, count: Int(size))
+            _ = try bytes.withMutableBytes { (b) throws(FSError) in try read(0, into: b, ctx) }
+            pages = [:]
+            dirtyBytes = 0
+            setBase([])
+            inline = bytes
+            baseLimit = size
+            content = .inline(bytes)
+        } else if try materialize(ctx), base.count <= Self.inlineChunkLimit {
+            content = .chunks(base)
+        } else {
+            var record = Record()
+            record.add(Record(text: EntryLabel.chunks, children: base.map(\.record)))
+            let (object, link) = ctx.secrets.seal(record.object())
+            do { try ctx.store.put(link.hash, object) } catch { throw Volume.map(error) }
+            content = .chunkList(link, size: size)
+        }
+        stored = content
+        return content
+    }
+}

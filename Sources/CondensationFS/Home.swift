@@ -1,0 +1,243 @@
+import Condensation
+import Glibc
+
+/// A device's home: its key pair file, its settings, and its local folder store.
+///
+///     HOME/key-pair      Condensation key pair file (mode 0600)
+///     HOME/settings      key = value lines
+///     HOME/store/        folder store (objects/, accounts/)
+public final class Home: @unchecked Sendable {
+    public let path: String
+    public let keyPair: KeyPair
+    public let store: FolderStore
+
+    public var keyPairPath: String { path + "/key-pair" }
+    public var storePath: String { path + "/store" }
+
+    init(path: String, keyPair: KeyPair, store: FolderStore) {
+        self.path = path
+        self.keyPair = keyPair
+        self.store = store
+    }
+
+    /// Why a home cannot be used; each message is one line a person can act on.
+    public enum Problem: Error, CustomStringConvertible, Equatable {
+        case missing(String)
+        case notADirectory(String)
+        case alreadyInitialized(String)
+        case badKeyPair(String, String)
+        case noStore(String)
+        case noFilesystem(String)
+        case store(String)
+
+        public var description: String {
+            switch self {
+            case .missing(let p): return "no cdsfs home at \(p): run `cdsfs init --home \(p)` first"
+            case .notADirectory(let p): return "\(p) is not a directory"
+            case .alreadyInitialized(let p): return "\(p) is already a cdsfs home (it has a key pair); use another --home"
+            case .badKeyPair(let p, let why): return "\(p) is not a usable key pair file (\(why))"
+            case .noStore(let p): return "\(p) has no folder store; the home is damaged"
+            case .noFilesystem(let p): return "the store at \(p) holds no readable filesystem for this device"
+            case .store(let why): return why
+            }
+        }
+    }
+
+    /// The home directory to use: `--home`, else `$CDSFS_HOME`, else `$XDG_DATA_HOME/cdsfs`, else
+    /// `~/.local/share/cdsfs`.
+    public static func resolvePath(_ option: String?) -> String {
+        if let option, !option.isEmpty { return absolute(option) }
+        if let env = getenv("CDSFS_HOME"), env.pointee != 0 { return absolute(String(cString: env)) }
+        if let xdg = getenv("XDG_DATA_HOME"), xdg.pointee != 0 { return String(cString: xdg) + "/cdsfs" }
+        let home = getenv("HOME").map { String(cString: $0) } ?? "/root"
+        return home + "/.local/share/cdsfs"
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        let cwd = String(cString: buffer)
+        return cwd == "/" ? "/" + path : cwd + "/" + path
+    }
+}
+
+/// How a volume is opened.
+public struct VolumeOptions: Sendable {
+    /// Refuse every change (EROFS).
+    public var readOnly: Bool = false
+    /// Open this past version instead of the newest (implies read-only).
+    public var version: Hash? = nil
+    /// Seconds after the first unsaved change before a commit.
+    public var commitInterval: Double = 5
+    /// Bytes of unsaved file data kept in memory before it is chunked into the store.
+    public var writeBufferLimit: Int = 64 * 1024 * 1024
+
+    public init() {}
+}
+
+extension Home {
+    /// Opens an existing home.
+    public static func open(path: String) throws(Problem) -> Home {
+        guard FileSystem.exists(path) else { throw .missing(path) }
+        guard FileSystem.isDirectory(path) else { throw .notADirectory(path) }
+        let keyPath = path + "/key-pair"
+        let bytes: [UInt8]?
+        do { bytes = try FileSystem.read(keyPath, limit: 1 << 20) } catch { throw .badKeyPair(keyPath, "\(error)") }
+        guard let bytes else { throw .missing(path) }
+        let keyPair: KeyPair
+        do { keyPair = try KeyPair(fileBytes: bytes) } catch { throw .badKeyPair(keyPath, "\(error)") }
+        guard let store = FolderStore.open(path + "/store") else { throw .noStore(path + "/store") }
+        return Home(path: path, keyPair: keyPair, store: store)
+    }
+
+    /// Creates a new home: key pair, folder store, public card, and a first version holding an
+    /// empty root directory.
+    public static func create(path: String) throws(Problem) -> Home {
+        if FileSystem.exists(path + "/key-pair") { throw .alreadyInitialized(path) }
+        if FileSystem.exists(path) && !FileSystem.isDirectory(path) { throw .notADirectory(path) }
+        let keyPair = KeyPair.generate()
+        let home: Home
+        do {
+            try FileSystem.makeDirectories(path, mode: 0o700)
+            let store = try FolderStore.create(path + "/store")
+            try FileSystem.writeAtomically(path + "/key-pair", keyPair.fileBytes, mode: 0o600, durable: true)
+            home = Home(path: path, keyPair: keyPair, store: store)
+            try home.announce()
+        } catch { throw .store("\(error)") }
+
+        let secrets = Secrets.random()
+        let now = Timestamp.now()
+        var rootMeta = Metadata(mode: UInt32(S_IFDIR) | 0o755, uid: getuid(), gid: getgid(), time: now)
+        rootMeta.atime = now
+        var objects: [(Hash, Object)] = []
+        var root = StoredEntry(metadata: rootMeta)
+        root.directory = DirectoryFormat.encode([], secrets: secrets, into: &objects)
+        let record = Version.record(revision: nowMilliseconds(), device: keyPair.actor, parents: [], root: root,
+                                    links: nil, summary: ChangeSummary())
+        let (object, link) = secrets.seal(record.object())
+        objects.append((link.hash, object))
+        do {
+            _ = try home.publish(version: link, secrets: secrets, created: nowMilliseconds(), objects: objects, replacing: [])
+        } catch { throw .store("\(error)") }
+        return home
+    }
+
+    /// Puts the public key and a public card (`public key → #actor`) in the public box.
+    func announce() throws(StoreError) {
+        var m = Modifications()
+        _ = m.put(keyPair.publicKey.object)
+        var card = Record()
+        card.add("public key", hash: keyPair.actor)
+        let cardHash = m.put(card.object())
+        let envelopeHash = m.put(Envelope.publicEnvelope(cardHash: cardHash, signer: keyPair))
+        m.additions.append(BoxChange(keyPair.actor, .public, envelopeHash))
+        for old in try store.list(keyPair.actor, .public) where old != envelopeHash {
+            m.removals.append(BoxChange(keyPair.actor, .public, old))
+        }
+        try store.modify(m)
+    }
+
+    /// Writes the objects of a new version and swaps the private box entry to it: new objects,
+    /// one sync, then the new envelope is added and the old ones removed (the commit point).
+    func publish(version: HashAndKey, secrets: Secrets, created: Int64, objects: [(Hash, Object)],
+                 replacing old: [Hash]) throws(FSError) -> Hash {
+        let root = PrivateRoot(created: created, secret: secrets.groupSecret, filesystem: version)
+        let (rootObject, rootLink) = secrets.seal(root.record.object())
+        let envelope = Envelope.privateEnvelope(content: rootLink, recipients: [], signer: keyPair)
+        var m = Modifications()
+        m.puts = objects
+        m.puts.append((rootLink.hash, rootObject))
+        let envelopeHash = m.put(envelope)
+        m.additions.append(BoxChange(keyPair.actor, .private, envelopeHash))
+        for h in old where h != envelopeHash { m.removals.append(BoxChange(keyPair.actor, .private, h)) }
+        do { try store.modify(m) } catch { throw Volume.map(error) }
+        return envelopeHash
+    }
+
+    /// Reads the private box: every envelope that opens, and the newest version among them.
+    func readHead() throws(Problem) -> (Head, Secrets) {
+        let entries: [Hash]
+        do { entries = try store.list(keyPair.actor, .private) } catch { throw .store("\(error)") }
+        let reader = ObjectReader(store: store)
+        var best: (Version, PrivateRoot)?
+        var opened: [Hash] = []
+        for h in entries {
+            guard let envelope = try? store.get(h),
+                  let link = try? Envelope.openPrivate(envelope, signer: keyPair.publicKey, keyPair: keyPair),
+                  let record = try? reader.record(link), let root = PrivateRoot(record: record),
+                  let version = try? Version.load(root.filesystem, reader: reader) else {
+                Log.warning("private box entry \(h.hex) does not open; ignored")
+                continue
+            }
+            opened.append(h)
+            if best == nil || version.revision > best!.0.revision { best = (version, root) }
+        }
+        guard let (version, root) = best else { throw .noFilesystem(storePath) }
+        return (Head(version: version, envelopes: opened, created: root.created), Secrets(groupSecret: root.secret))
+    }
+
+    /// Opens the filesystem for mounting (or for reading a past version).
+    public func openVolume(options: VolumeOptions) throws -> Volume {
+        var (head, secrets) = try readHead()
+        if let wanted = options.version {
+            guard let version = try History(home: self).find(wanted, from: head.version) else {
+                throw Problem.store("no version \(wanted.hex) in the history of this device")
+            }
+            head.version = version
+        }
+        return try Volume(home: self, head: head, secrets: secrets, options: options)
+    }
+
+    /// The newest version (for log, fsck).
+    public func currentVersion() throws(Problem) -> Version { try readHead().0.version }
+
+    /// A version named by hash (or a unique hex prefix), or the newest at or before a time
+    /// (`YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]` UTC, or seconds since the epoch).
+    public func resolveVersion(_ text: String) throws -> Hash {
+        let history = History(home: self)
+        let versions = try history.versions(from: currentVersion())
+        let lower = text.lowercased()
+        if lower.count >= 4, lower.allSatisfy(\.isHexDigit) {
+            let matches = versions.filter { $0.link.hash.hex.hasPrefix(lower) }
+            if matches.count == 1 { return matches[0].link.hash }
+            if matches.count > 1 { throw Problem.store("\(text) names several versions; give more digits") }
+        }
+        guard let ms = parseTime(text) else {
+            throw Problem.store("\(text) is neither a version in `cdsfs log` nor a time (YYYY-MM-DD[THH:MM[:SS]] UTC)")
+        }
+        guard let v = versions.first(where: { $0.revision <= ms }) else {
+            throw Problem.store("no version at or before \(text)")
+        }
+        return v.link.hash
+    }
+}
+
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM`, `YYYY-MM-DDTHH:MM:SS` (UTC, an optional trailing Z) or
+/// `@SECONDS`, to milliseconds since the epoch. The end of the given minute/day counts.
+func parseTime(_ text: String) -> Int64? {
+    if text.hasPrefix("@"), let s = Int64(text.dropFirst()) { return s * 1000 + 999 }
+    let t = String((text.hasSuffix("Z") ? String(text.dropLast()) : text).map { $0 == " " ? "T" : $0 })
+    let parts = t.split(separator: "T", maxSplits: 1)
+    let date = parts[0].split(separator: "-").compactMap { Int($0) }
+    guard date.count == 3 else { return nil }
+    var hms = [23, 59, 59]
+    if parts.count == 2 {
+        let time = parts[1].split(separator: ":").compactMap { Int($0) }
+        guard time.count >= 2 && time.count <= 3 else { return nil }
+        hms = [time[0], time[1], time.count == 3 ? time[2] : 59]
+    }
+    var tm = tm()
+    tm.tm_year = Int32(date[0] - 1900)
+    tm.tm_mon = Int32(date[1] - 1)
+    tm.tm_mday = Int32(date[2])
+    tm.tm_hour = Int32(hms[0])
+    tm.tm_min = Int32(hms[1])
+    tm.tm_sec = Int32(hms[2])
+    let seconds = timegm(&tm)
+    guard seconds != -1 else { return nil }
+    return Int64(seconds) * 1000 + 999
+}
+
+/// Time parsing shared with the command line (`--keep-since`, `--at`).
+public func parseTimeForCLI(_ text: String) -> Int64? { parseTime(text) }

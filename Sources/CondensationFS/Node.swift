@@ -1,0 +1,69 @@
+import Condensation
+import Glibc
+
+/// A file, directory, symlink or special file in memory. Nodes are created when their directory
+/// is loaded, and carry what is needed to encode them again: unchanged subtrees keep their stored
+/// links and are never re-encoded.
+final class Node {
+    let ino: Inode
+    var meta: Metadata
+    /// Names that refer to this node (files). Directories compute theirs.
+    var nlink: UInt32 = 1
+    /// References the kernel holds (lookup count); the node leaves the inode table at zero.
+    var lookups: UInt64 = 0
+    var openCount = 0
+    /// The directory holding this node (for hard-linked files: one of them; they are not encoded
+    /// by their directories).
+    weak var parent: Node?
+
+    // Directories
+    /// Loaded entries; nil until first needed.
+    var children: [String: Node]?
+    /// The stored directory object as last loaded or committed; valid as the encoding while not dirty.
+    var directoryLink: HashAndKey?
+
+    // Regular files
+    var file: FileData?
+    /// Stored content of a regular file not yet opened (FileData is made on first use).
+    var storedContent: StoredContent?
+    var storedSize: UInt64 = 0
+
+    // Others
+    var symlinkTarget: String?
+    /// Set when the file has (or had) several names: its content lives in the version's link table.
+    var hardLinkID: UInt64?
+
+    /// The node's encoding changed since the last commit. Ancestors of a dirty node are dirty.
+    var dirty = false
+
+    init(ino: Inode, meta: Metadata) {
+        self.ino = ino
+        self.meta = meta
+    }
+
+    var isDirectory: Bool { meta.isDirectory }
+    var isRegular: Bool { meta.isRegular }
+
+    var size: UInt64 {
+        if let file { return file.size }
+        if isRegular { return storedSize }
+        if let symlinkTarget { return UInt64(symlinkTarget.utf8.count) }
+        if isDirectory { return 4096 }
+        return 0
+    }
+
+    func attributes(nlink: UInt32) -> Attributes {
+        Attributes(ino: ino, mode: meta.mode, nlink: nlink, uid: meta.uid, gid: meta.gid, size: size,
+                   rdev: meta.rdev, atime: meta.atime, mtime: meta.mtime, ctime: meta.ctime)
+    }
+
+    /// Marks this node changed, and every ancestor (their entries for it change too).
+    func markDirty() {
+        dirty = true
+        var p = parent
+        while let d = p, !d.dirty {
+            d.dirty = true
+            p = d.parent
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import Condensation
+import Glibc
+
+/// File contents, attributes and extended attributes.
+extension Volume {
+    public func open(_ ino: Inode, flags: Int32) throws(FSError) -> UInt64 {
+        try lock.withLock { () throws(FSError) in
+            let n = try node(ino)
+            if n.isDirectory { throw .isDirectory }
+            let writing = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
+            if writing { try checkWritable() }
+            if flags & O_TRUNC != 0 && n.isRegular {
+                let f = fileData(n)
+                if f.size != 0 {
+                    try mutateFile(n) { (f) throws(FSError) in try f.truncate(0, ctx) }
+                    let now = Timestamp.now()
+                    n.meta.mtime = now
+                    n.meta.ctime = now
+                    changed(n)
+                    summary.changed += 1
+                }
+            }
+            n.openCount += 1
+            return ino
+        }
+    }
+
+    public func create(_ parent: Inode, _ name: String, mode: UInt32, flags: Int32, uid: UInt32, gid: UInt32)
+        throws(FSError) -> (Attributes, UInt64) {
+        try lock.withLock { () throws(FSError) in
+            let meta = Metadata(mode: UInt32(S_IFREG) | (mode & 0o7777), uid: uid, gid: gid)
+            let n = try insertNew(parent, name, meta: meta)
+            n.openCount += 1
+            return (reference(n), n.ino)
+        }
+    }
+
+    public func read(_ ino: Inode, handle: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) -> Int {
+        try lock.withLock { () throws(FSError) in
+            let n = try node(ino)
+            guard n.isRegular else { throw n.isDirectory ? .isDirectory : .invalid }
+            return try fileData(n).read(offset, into: buffer, ctx)
+        }
+    }
+
+    public func write(_ ino: Inode, handle: UInt64, offset: UInt64, _ data: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        try lock.withLock { () throws(FSError) in
+            try checkWritable()
+            let n = try node(ino)
+            guard n.isRegular else { throw .invalid }
+            guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .tooBig }
+            if !fileData(n).isDirty && !n.dirty { summary.changed += 1 }
+            try mutateFile(n) { (f) throws(FSError) in try f.write(offset, data, ctx) }
+            let now = Timestamp.now()
+            n.meta.mtime = now
+            n.meta.ctime = now
+            // Writing clears set-user-ID and set-group-ID, as the kernel does on local filesystems.
+            if n.meta.mode & 0o6000 != 0 { n.meta.mode &= ~0o6000 }
+            summary.bytes += UInt64(data.count)
+            changed(n)
+            return data.count
+        }
+    }
+
+    /// Changes a file's content, keeping count of the unsaved bytes held in memory. Past the
+    /// bound, every buffering file is compacted: small ones into inline content, large ones into
+    /// chunks in the store (not committed: a commit still decides what the next version is).
+    func mutateFile(_ n: Node, _ body: (FileData) throws(FSError) -> Void) throws(FSError) {
+        let f = fileData(n)
+        let before = f.dirtyBytes
+        do { try body(f) } catch {
+            bufferedBytes += f.dirtyBytes - before
+            throw error
+        }
+        bufferedBytes += f.dirtyBytes - before
+        if f.dirtyBytes > 0 { buffered[n.ino] = n }
+        guard bufferedBytes >= options.writeBufferLimit else { return }
+        try compactAll()
+    }
+
+    /// Moves every buffered file's pages out of memory.
+    func compactAll() throws(FSError) {
+        for (ino, m) in buffered {
+            let held = m.file?.dirtyBytes ?? 0
+            try compact(m)
+            bufferedBytes -= held - (m.file?.dirtyBytes ?? 0)
+            buffered[ino] = nil
+        }
+    }
+
+    func compact(_ n: Node) throws(FSError) {
+        guard let f = n.file else { return }
+        if f.size <= UInt64(FileData.inlineLimit) { _ = try f.encode(ctx) } else { try f.materialize(ctx) }
+    }
+
+    public func flush(_ ino: Inode, handle: UInt64) throws(FSError) {}
+
+    public func release(_ ino: Inode, handle: UInt64) {
+        lock.withLock {
+            guard let n = inodes[ino] else { return }
+            n.openCount = max(0, n.openCount - 1)
+        }
+    }
+
+    public func fsync(_ ino: Inode, dataOnly: Bool) throws(FSError) {
+        if isReadOnly { return }
+        try commit()
+    }
+
+    public func fallocate(_ ino: Inode, handle: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws(FSError) {
+        try lock.withLock { () throws(FSError) in
+            try checkWritable()
+            let n = try node(ino)
+            guard n.isRegular else { throw .invalid }
+            // Only plain allocation (mode 0, or KEEP_SIZE = 1): space is not reserved in a
+            // content-addressed store, so allocating means extending the size.
+            guard mode & ~1 == 0 else { throw .notSupported }
+            let f = fileData(n)
+            let end = offset + length
+            if mode & 1 == 0 && end > f.size {
+                try mutateFile(n) { (f) throws(FSError) in try f.truncate(end, ctx) }
+                n.meta.ctime = .now()
+                changed(n)
+            }
+        }
+    }
+
+    public func setattr(_ ino: Inode, _ c: AttributeChanges, handle: UInt64?) throws(FSError) -> Attributes {
+        try lock.withLock { () throws(FSError) in
+            try checkWritable()
+            let n = try node(ino)
+            let now = Timestamp.now()
+            if let mode = c.mode { n.meta.mode = (n.meta.mode & UInt32(S_IFMT)) | (mode & 0o7777) }
+            if let uid = c.uid { n.meta.uid = uid }
+            if let gid = c.gid { n.meta.gid = gid }
+            if let size = c.size {
+                guard !n.isDirectory else { throw .isDirectory }
+                guard n.isRegular else { throw .invalid }
+                let f = fileData(n)
+                if f.size != size {
+                    if !f.isDirty { summary.changed += 1 }
+                    try mutateFile(n) { (f) throws(FSError) in try f.truncate(size, ctx) }
+                    n.meta.mtime = now
+                }
+            }
+            switch c.atime {
+            case .now?: n.meta.atime = now
+            case .set(let t)?: n.meta.atime = t
+            case nil: break
+            }
+            switch c.mtime {
+            case .now?: n.meta.mtime = now
+            case .set(let t)?: n.meta.mtime = t
+            case nil: break
+            }
+            n.meta.ctime = c.ctime ?? now
+            changed(n)
+            return attributes(n)
+        }
+    }
+
+    // MARK: Extended attributes
+
+    public func setxattr(_ ino: Inode, _ name: String, _ value: [UInt8], flags: Int32) throws(FSError) {
+        try lock.withLock { () throws(FSError) in
+            try checkWritable()
+            guard !name.isEmpty, name.utf8.count <= 255 else { throw .range }
+            guard value.count <= 64 * 1024 else { throw .tooBig }
+            let n = try node(ino)
+            let exists = n.meta.xattrs[name] != nil
+            if flags & 1 != 0 && exists { throw .exists }
+            if flags & 2 != 0 && !exists { throw .noAttribute }
+            n.meta.xattrs[name] = value
+            n.meta.ctime = .now()
+            changed(n)
+        }
+    }
+
+    public func getxattr(_ ino: Inode, _ name: String) throws(FSError) -> [UInt8] {
+        try lock.withLock { () throws(FSError) in
+            guard let v = try node(ino).meta.xattrs[name] else { throw .noAttribute }
+            return v
+        }
+    }
+
+    public func listxattr(_ ino: Inode) throws(FSError) -> [String] {
+        try lock.withLock { () throws(FSError) in try node(ino).meta.xattrs.keys.sorted(by: Metadata.byteOrder) }
+    }
+
+    public func removexattr(_ ino: Inode, _ name: String) throws(FSError) {
+        try lock.withLock { () throws(FSError) in
+            try checkWritable()
+            let n = try node(ino)
+            guard n.meta.xattrs.removeValue(forKey: name) != nil else { throw .noAttribute }
+            n.meta.ctime = .now()
+            changed(n)
+        }
+    }
+}

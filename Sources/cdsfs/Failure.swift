@@ -1,0 +1,15 @@
+import Glibc
+
+/// Ends the command with one line on standard error that says what is wrong and how to fix it.
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    let line = "cdsfs: " + message + "\n"
+    _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+    exit(code)
+}
+
+/// Runs `body`; any error becomes one line and a non-zero exit.
+func orFail<T>(_ context: String? = nil, _ body: () throws -> T) -> T {
+    do { return try body() } catch {
+        fail(context.map { "\($0): \(error)" } ?? "\(error)")
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Condensation
+import CondensationFS
+import Glibc
+
+struct GCCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Delete objects no version needs any more; optionally forget old history first.",
+        discussion: """
+        Marks every object reachable from the boxes and deletes the others that are older than the \
+        grace period (objects written in the last hour may belong to a commit in progress). With \
+        --keep-versions or --keep-since, older versions are dropped from the history first, and what \
+        only they used is deleted too. Do not prune history while the folder is mounted.
+        """
+    )
+
+    @OptionGroup var home: HomeOption
+    @Option(help: "Keep only the newest N versions.") var keepVersions: Int?
+    @Option(help: "Keep only versions from this time on (YYYY-MM-DD[THH:MM[:SS]] UTC).") var keepSince: String?
+    @Option(help: "Seconds an unreachable object must be old before it is deleted.") var grace: Int = GarbageCollector.defaultGracePeriod
+    @Flag(help: "Report what would be deleted, delete nothing.") var dryRun = false
+
+    func validate() throws {
+        if let n = keepVersions, n < 1 { throw ValidationError("--keep-versions must be at least 1") }
+        if grace < 0 { throw ValidationError("--grace must not be negative") }
+    }
+
+    func run() throws {
+        let h = home.open()
+        if keepVersions != nil || keepSince != nil {
+            var since: Int64?
+            if let keepSince {
+                guard let ms = CondensationFS.parseTimeForCLI(keepSince) else {
+                    fail("--keep-since \(keepSince) is not a time (YYYY-MM-DD[THH:MM[:SS]] UTC)")
+                }
+                since = ms
+            }
+            if dryRun {
+                print("dry run: history is not pruned")
+            } else {
+                let dropped = orFail("pruning history") { try History(home: h).prune(keepVersions: keepVersions, keepSince: since) }
+                print("dropped \(dropped) old versions from the history")
+            }
+        }
+        let interactive = isatty(2) != 0
+        let report = orFail("collecting garbage") {
+            try GarbageCollector.collect(h.store, gracePeriod: grace, dryRun: dryRun) { p in
+                if interactive { progressLine("\(p.phase): \(p.marked) reachable, \(p.examined) examined, \(p.deleted) deleted") }
+            }
+        }
+        if interactive { progressLine(nil) }
+        print("\(report.reachable) objects reachable; \(dryRun ? "would delete" : "deleted") \(report.deleted) (\(formatBytes(UInt64(report.bytesFreed)))); kept \(report.keptRecent) recent unreachable objects")
+        if !report.missing.isEmpty || !report.corrupt.isEmpty {
+            print("warning: \(report.missing.count) reachable objects missing, \(report.corrupt.count) corrupt: run `cdsfs fsck`")
+        }
+    }
+}
