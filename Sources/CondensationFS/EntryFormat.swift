@@ -12,13 +12,13 @@ import Glibc
 ///       i → inline content (small files)
 ///       k → { <length> → <key> #chunk, <length> (a hole) … }   chunk list, inline
 ///       K → <key> #chunk-list-object                              chunk list, as an object of `k` children
-///       d → <key> #directory-object
+///       d → <key> #directory-object      n → number of subdirectories (for nlink without loading it)
 ///       l → symlink target
 ///       h → hard link id (content and metadata live in the version's link table)
 enum EntryLabel {
     static let mode = "m", uid = "u", gid = "g", atime = "a", mtime = "t", ctime = "c", rdev = "r"
     static let xattrs = "x", size = "s", inline = "i", chunks = "k", chunkList = "K", directory = "d"
-    static let symlink = "l", hardLink = "h"
+    static let symlink = "l", hardLink = "h", subdirectories = "n"
 }
 
 /// Metadata every node has.
@@ -121,6 +121,7 @@ struct StoredEntry: Sendable {
     var size: UInt64 = 0
     var content: StoredContent? = nil
     var directory: HashAndKey? = nil
+    var subdirectories: UInt64 = 0
     var symlink: String? = nil
     var hardLink: UInt64? = nil
 
@@ -140,6 +141,7 @@ struct StoredEntry: Sendable {
         case nil: break
         }
         if let directory { node.add(EntryLabel.directory, link: directory) }
+        if subdirectories > 0 { node.add(EntryLabel.subdirectories, unsigned: subdirectories) }
         if let symlink { node.add(EntryLabel.symlink, text: symlink) }
     }
 
@@ -171,6 +173,7 @@ struct StoredEntry: Sendable {
             guard let link = node.link(EntryLabel.directory) else { return nil }
             directory = link
         }
+        subdirectories = node.unsigned(EntryLabel.subdirectories) ?? 0
         if let target = node.value(EntryLabel.symlink) { symlink = target.text }
     }
 

@@ -21,6 +21,16 @@ final class Node {
     var children: [String: Node]?
     /// The stored directory object as last loaded or committed; valid as the encoding while not dirty.
     var directoryLink: HashAndKey?
+    /// Subdirectories of a directory not yet loaded, as its entry recorded them.
+    var storedSubdirectories: UInt64 = 0
+
+    /// Subdirectories, for the directory's link count.
+    var subdirectoryCount: UInt64 {
+        guard let children else { return storedSubdirectories }
+        var n: UInt64 = 0
+        for c in children.values where c.isDirectory { n += 1 }
+        return n
+    }
 
     // Regular files
     var file: FileData?

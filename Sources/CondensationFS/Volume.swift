@@ -42,6 +42,7 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
         let version = head.version
         let rootNode = Node(ino: 1, meta: version.rootEntry.metadata)
         rootNode.directoryLink = version.rootEntry.directory
+        rootNode.storedSubdirectories = version.rootEntry.subdirectories
         rootNode.lookups = 1
         root = rootNode
         inodes[1] = rootNode
@@ -106,6 +107,7 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
         let n = Node(ino: allocateInode(), meta: stored.metadata)
         n.parent = parent
         n.directoryLink = stored.directory
+        n.storedSubdirectories = stored.subdirectories
         n.storedContent = stored.content
         n.storedSize = stored.size
         n.symlinkTarget = stored.symlink
@@ -126,13 +128,7 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
     }
 
     func attributes(_ n: Node) -> Attributes {
-        if n.isDirectory {
-            var subdirs: UInt32 = 0
-            if (try? load(n)) != nil {
-                for c in n.children!.values where c.isDirectory { subdirs += 1 }
-            }
-            return n.attributes(nlink: 2 + subdirs)
-        }
+        if n.isDirectory { return n.attributes(nlink: 2 + UInt32(clamping: n.subdirectoryCount)) }
         return n.attributes(nlink: n.nlink)
     }
 

@@ -18,6 +18,7 @@ extension Volume {
         let rootLink = try encodeDirectory(root, &objects)
         var rootEntry = StoredEntry(metadata: root.meta)
         rootEntry.directory = rootLink
+        rootEntry.subdirectories = root.subdirectoryCount
         if linkTableDirty { linkTableLink = try encodeLinkTable(&objects) }
 
         let versionRecord = Version.record(
@@ -65,8 +66,19 @@ extension Volume {
         var e = StoredEntry(metadata: n.meta)
         e.size = n.size
         e.symlink = n.symlinkTarget
-        if n.isDirectory { e.directory = try encodeDirectory(n, &objects) }
-        if n.isRegular { e.content = try encodeContent(n, &objects) }
+        if n.isDirectory {
+            e.directory = try encodeDirectory(n, &objects)
+            e.subdirectories = n.subdirectoryCount
+        }
+        if n.isRegular {
+            e.content = try encodeContent(n, &objects)
+            // A closed file needs no pages or chunk list in memory: keep only its entry.
+            if n.openCount == 0, n.file != nil {
+                n.storedContent = e.content
+                n.storedSize = e.size
+                n.file = nil
+            }
+        }
         n.dirty = false
         return e
     }
