@@ -1,0 +1,142 @@
+import Condensation
+import Glibc
+
+/// What the kernel must forget after the tree changed under it (a merge from another device).
+public enum Invalidation: Sendable, Equatable {
+    /// The inode's attributes or content changed.
+    case inode(Inode)
+    /// A name in a directory appeared, disappeared or points elsewhere now.
+    case entry(parent: Inode, name: String)
+}
+
+extension Volume {
+    /// The version the volume shows now.
+    public var currentVersion: Version { lock.withLock { head.version } }
+
+    /// Merges another device's version into this volume: commits local changes first, merges
+    /// (or fast-forwards), publishes the result and updates the tree in place, keeping inode
+    /// numbers of everything that still exists. Returns what the kernel must invalidate.
+    public func merge(_ theirs: Version) throws(FSError) -> (outcome: String, invalidations: [Invalidation]) {
+        try lock.withLock { () throws(FSError) in
+            try checkWritable()
+            try commitLocked()
+            let outcome = try Merger.merge(ours: head.version, theirs: theirs, reader: ctx.reader,
+                                           secrets: ctx.secrets, device: home.keyPair.actor)
+            let version: Version
+            var objects: [(Hash, Object)] = []
+            let description: String
+            switch outcome {
+            case .upToDate:
+                return ("up to date", [])
+            case .fastForward(let v):
+                version = v
+                description = "fast-forward to \(v.link.hash.shortHex)"
+            case .merged(let record, let made, let conflicts):
+                let (object, link) = ctx.secrets.seal(record.object())
+                objects = made
+                objects.append((link.hash, object))
+                version = try Version(link: link, record: record)
+                description = "merged into \(link.hash.shortHex)" + (conflicts.isEmpty ? "" : ", conflict copies: \(conflicts.joined(separator: ", "))")
+            }
+            let envelope = try home.publish(version: version.link, secrets: ctx.secrets, created: head.created,
+                                            objects: objects, replacing: head.envelopes)
+            head = Head(version: version, envelopes: [envelope], created: head.created)
+            var invalidations: [Invalidation] = []
+            try adopt(version, &invalidations)
+            Log.info(description)
+            return (description, invalidations)
+        }
+    }
+
+    /// Makes the in-memory tree show `version` (which the committed tree was merged into).
+    func adopt(_ version: Version, _ out: inout [Invalidation]) throws(FSError) {
+        storedHardLinks = [:]
+        linkTableLink = version.links
+        if let links = version.links { try loadLinkTable(links) }
+        for (id, n) in hardLinks {
+            guard let (entry, nlink) = storedHardLinks[id] else { continue }
+            update(n, to: entry, &out)
+            n.nlink = nlink
+        }
+        if root.meta != version.rootEntry.metadata {
+            root.meta = version.rootEntry.metadata
+            out.append(.inode(1))
+        }
+        try refresh(root, to: version.rootEntry.directory, &out)
+        root.dirty = false
+        linkTableDirty = false
+    }
+
+    private func refresh(_ dir: Node, to link: HashAndKey?, _ out: inout [Invalidation]) throws(FSError) {
+        defer {
+            dir.directoryLink = link
+            dir.dirty = false
+        }
+        guard let children = dir.children, link != dir.directoryLink || link == nil else { return }
+        var entries: [String: StoredEntry] = [:]
+        if let link {
+            for e in try DirectoryFormat.decode(link, reader: ctx.reader) {
+                guard let stored = StoredEntry(record: e) else {
+                    Log.error("directory \(link.hash.hex) has a malformed entry")
+                    throw .io
+                }
+                entries[e.text] = stored
+            }
+        }
+        var updated: [String: Node] = [:]
+        updated.reserveCapacity(entries.count)
+        for (name, old) in children {
+            guard let entry = entries[name], sameKind(old, entry) else {
+                drop(old)
+                out.append(.entry(parent: dir.ino, name: name))
+                continue
+            }
+            if let id = entry.hardLink {
+                if old.hardLinkID == id { updated[name] = old } else {
+                    out.append(.entry(parent: dir.ino, name: name))
+                    updated[name] = try makeNode(entry, parent: dir)
+                }
+                continue
+            }
+            if old.hardLinkID != nil {
+                out.append(.entry(parent: dir.ino, name: name))
+                updated[name] = try makeNode(entry, parent: dir)
+                continue
+            }
+            update(old, to: entry, &out)
+            if old.isDirectory {
+                old.storedSubdirectories = entry.subdirectories
+                if old.children == nil { old.directoryLink = entry.directory } else { try refresh(old, to: entry.directory, &out) }
+            }
+            updated[name] = old
+        }
+        for (name, entry) in entries where updated[name] == nil {
+            updated[name] = try makeNode(entry, parent: dir)
+            out.append(.entry(parent: dir.ino, name: name))
+        }
+        dir.children = updated
+    }
+
+    private func sameKind(_ n: Node, _ e: StoredEntry) -> Bool {
+        e.hardLink != nil ? n.isRegular : n.meta.type == e.metadata.type
+    }
+
+    /// Updates a node's metadata and content to a stored entry; notes an inode invalidation if anything differs.
+    private func update(_ n: Node, to entry: StoredEntry, _ out: inout [Invalidation]) {
+        var changed = n.meta != entry.metadata
+        n.meta = entry.metadata
+        if n.isRegular {
+            let current = n.file?.stored ?? n.storedContent
+            if current != entry.content || n.size != entry.size { changed = true }
+            n.storedContent = entry.content
+            n.storedSize = entry.size
+            n.file = nil
+        }
+        if n.symlinkTarget != entry.symlink {
+            n.symlinkTarget = entry.symlink
+            changed = true
+        }
+        n.dirty = false
+        if changed { out.append(.inode(n.ino)) }
+    }
+}
