@@ -58,8 +58,9 @@ extension History {
             objects.append((link.hash, object))
             rewritten[v.link.hash] = link
         }
-        _ = try home.publish(version: rewritten[head.version.link.hash]!, secrets: secrets, created: head.created,
-                             objects: objects, replacing: head.envelopes)
+        var root = head.root
+        root.filesystem = rewritten[head.version.link.hash]!
+        _ = try home.publish(root: root, objects: objects, replacing: head.envelopes)
         return all.count - keep.count
     }
 }

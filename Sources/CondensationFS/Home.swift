@@ -111,15 +111,16 @@ extension Home {
         var rootMeta = Metadata(mode: UInt32(S_IFDIR) | 0o755, uid: getuid(), gid: getgid(), time: now)
         rootMeta.atime = now
         var objects: [(Hash, Object)] = []
-        var root = StoredEntry(metadata: rootMeta)
-        root.directory = DirectoryFormat.encode([], secrets: secrets, into: &objects)
-        let record = Version.record(revision: nowMilliseconds(), device: keyPair.actor, parents: [], root: root,
+        var rootEntry = StoredEntry(metadata: rootMeta)
+        rootEntry.directory = DirectoryFormat.encode([], secrets: secrets, into: &objects)
+        let record = Version.record(revision: nowMilliseconds(), device: keyPair.actor, parents: [], root: rootEntry,
                                     links: nil, summary: ChangeSummary())
         let (object, link) = secrets.seal(record.object())
         objects.append((link.hash, object))
-        do {
-            _ = try home.publish(version: link, secrets: secrets, created: nowMilliseconds(), objects: objects, replacing: [])
-        } catch { throw .store("\(error)") }
+        let created = nowMilliseconds()
+        let privateRoot = PrivateRoot(created: created, secret: secrets.groupSecret, filesystem: link,
+                                      members: [keyPair.actor: Member(store: home.store.url, status: .active, revision: created)])
+        do { _ = try home.publish(root: privateRoot, objects: objects, replacing: []) } catch { throw .store("\(error)") }
         return home
     }
 
@@ -140,19 +141,54 @@ extension Home {
 
     /// Writes the objects of a new version and swaps the private box entry to it: new objects,
     /// one sync, then the new envelope is added and the old ones removed (the commit point).
-    func publish(version: HashAndKey, secrets: Secrets, created: Int64, objects: [(Hash, Object)],
-                 replacing old: [Hash]) throws(FSError) -> Hash {
-        let root = PrivateRoot(created: created, secret: secrets.groupSecret, filesystem: version)
+    ///
+    /// The private box is forward-mergeable: entries written meanwhile by another process of this
+    /// device (a `cdsfs group` command while mounted) are read, their members merged in, and
+    /// replaced too. The envelope's key is encrypted for every active member.
+    func publish(root: PrivateRoot, objects: [(Hash, Object)], replacing old: [Hash]) throws(FSError) -> (Hash, PrivateRoot) {
+        var root = root
+        var replaced = Set(old)
+        if let entries = try? store.list(keyPair.actor, .private) {
+            for h in entries where !replaced.contains(h) {
+                guard let other = try? openPrivateRoot(h) else { continue }
+                root.mergeMembers(other.1.members)
+                replaced.insert(h)
+            }
+        }
+        root.members[keyPair.actor] = root.members[keyPair.actor]
+            ?? Member(store: store.url, status: .active, revision: root.created)
+        let secrets = Secrets(groupSecret: root.secret)
         let (rootObject, rootLink) = secrets.seal(root.record.object())
-        let envelope = Envelope.privateEnvelope(content: rootLink, recipients: [], signer: keyPair)
+        let envelope = Envelope.privateEnvelope(content: rootLink, recipients: recipients(root), signer: keyPair)
         var m = Modifications()
         m.puts = objects
         m.puts.append((rootLink.hash, rootObject))
         let envelopeHash = m.put(envelope)
         m.additions.append(BoxChange(keyPair.actor, .private, envelopeHash))
-        for h in old where h != envelopeHash { m.removals.append(BoxChange(keyPair.actor, .private, h)) }
+        for h in replaced where h != envelopeHash { m.removals.append(BoxChange(keyPair.actor, .private, h)) }
         do { try store.modify(m) } catch { throw Volume.map(error) }
-        return envelopeHash
+        return (envelopeHash, root)
+    }
+
+    /// Public keys of the active members other than this device (those whose key is in the store).
+    func recipients(_ root: PrivateRoot) -> [PublicKey] {
+        root.members.compactMap { actor, member -> PublicKey? in
+            guard member.status == .active, actor != keyPair.actor else { return nil }
+            guard let o = try? store.get(actor), let key = try? PublicKey(object: o) else {
+                Log.warning("no public key of member \(actor.hex) in the store; not encrypting for it")
+                return nil
+            }
+            return key
+        }
+    }
+
+    /// Opens one private box entry: its content link and private root.
+    func openPrivateRoot(_ envelopeHash: Hash) throws(FSError) -> (HashAndKey, PrivateRoot) {
+        let reader = ObjectReader(store: store)
+        guard let envelope = try? store.get(envelopeHash),
+              let link = try? Envelope.openPrivate(envelope, signer: keyPair.publicKey, keyPair: keyPair),
+              let root = PrivateRoot(record: try reader.record(link)) else { throw .io }
+        return (link, root)
     }
 
     /// Reads the private box: every envelope that opens, and the newest version among them.
@@ -162,19 +198,23 @@ extension Home {
         let reader = ObjectReader(store: store)
         var best: (Version, PrivateRoot)?
         var opened: [Hash] = []
+        var members: [Hash: Member] = [:]
         for h in entries {
-            guard let envelope = try? store.get(h),
-                  let link = try? Envelope.openPrivate(envelope, signer: keyPair.publicKey, keyPair: keyPair),
-                  let record = try? reader.record(link), let root = PrivateRoot(record: record),
+            guard let (_, root) = try? openPrivateRoot(h),
                   let version = try? Version.load(root.filesystem, reader: reader) else {
                 Log.warning("private box entry \(h.hex) does not open; ignored")
                 continue
             }
             opened.append(h)
+            var merged = PrivateRoot(created: 0, secret: root.secret, filesystem: root.filesystem, members: members)
+            merged.mergeMembers(root.members)
+            members = merged.members
             if best == nil || version.revision > best!.0.revision { best = (version, root) }
         }
-        guard let (version, root) = best else { throw .noFilesystem(storePath) }
-        return (Head(version: version, envelopes: opened, created: root.created), Secrets(groupSecret: root.secret))
+        guard let (version, bestRoot) = best else { throw .noFilesystem(storePath) }
+        var root = bestRoot
+        root.members = members
+        return (Head(version: version, envelopes: opened, root: root), Secrets(groupSecret: root.secret))
     }
 
     /// Opens the filesystem for mounting (or for reading a past version).

@@ -71,12 +71,16 @@ public struct Version: Sendable {
 /// The private root, the record a private box envelope opens:
 ///
 ///     created → <ms>   client → "cdsfs …"   secret → <32 bytes>   filesystem → <key> #version
-struct PrivateRoot {
+///     members → { <actor id> → { store → <url>, status → active|revoked, revision → <ms> } … }
+///
+/// Every device of the group writes the same kind of root, encrypted for every active member.
+struct PrivateRoot: Sendable {
     static let client = "cdsfs 0.1.0"
 
     var created: Int64
     var secret: [UInt8]
     var filesystem: HashAndKey
+    var members: [Hash: Member] = [:]
 
     var record: Record {
         var r = Record()
@@ -84,13 +88,26 @@ struct PrivateRoot {
         r.add("client", text: Self.client)
         r.add("secret", bytes: secret)
         r.add("filesystem", link: filesystem)
+        if !members.isEmpty {
+            var m = Record(text: "members")
+            for actor in members.keys.sorted() {
+                let member = members[actor]!
+                var node = Record(actor.bytes)
+                node.add("store", text: member.store)
+                node.add("status", text: member.status.rawValue)
+                node.add("revision", integer: member.revision)
+                m.add(node)
+            }
+            r.add(m)
+        }
         return r
     }
 
-    init(created: Int64, secret: [UInt8], filesystem: HashAndKey) {
+    init(created: Int64, secret: [UInt8], filesystem: HashAndKey, members: [Hash: Member] = [:]) {
         self.created = created
         self.secret = secret
         self.filesystem = filesystem
+        self.members = members
     }
 
     init?(record: Record) {
@@ -99,15 +116,40 @@ struct PrivateRoot {
         self.created = record.integer("created") ?? 0
         self.secret = Array(secret)
         self.filesystem = fs
+        for node in record.child("members")?.children ?? [] {
+            guard let actor = Hash(bytes: node.bytes),
+                  let status = Member.Status(rawValue: node.text("status") ?? "") else { continue }
+            members[actor] = Member(store: node.text("store") ?? "", status: status, revision: node.integer("revision") ?? 0)
+        }
+    }
+
+    /// Takes the other root's members where they are newer (forward merge, as Condensation's
+    /// private data merges).
+    mutating func mergeMembers(_ other: [Hash: Member]) {
+        for (actor, m) in other where members[actor].map({ m.revision > $0.revision }) ?? true {
+            members[actor] = m
+        }
     }
 }
 
-/// What the device's private box currently says: the newest version, and every envelope that
-/// the next commit replaces.
+/// A device of the user's group, as the private root records it.
+public struct Member: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        case active, revoked
+    }
+
+    /// Where the device receives messages (its remote store's URL).
+    public var store: String
+    public var status: Status
+    public var revision: Int64
+}
+
+/// What the device's private box currently says: the newest version, the private root it came
+/// in, and every envelope that the next commit replaces.
 struct Head {
     var version: Version
     var envelopes: [Hash]
-    var created: Int64
+    var root: PrivateRoot
 }
 
 func nowMilliseconds() -> Int64 {

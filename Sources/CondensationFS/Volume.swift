@@ -32,6 +32,8 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
     var buffered: [Inode: Node] = [:]
     var bufferedBytes = 0
     var committer: Committer?
+    /// Called (under the volume's lock) after each commit: the syncer's cue to push.
+    public var onCommit: (@Sendable () -> Void)?
 
     init(home: Home, head: Head, secrets: Secrets, options: VolumeOptions) throws(FSError) {
         self.home = home

@@ -28,9 +28,11 @@ extension Volume {
         objects.append((versionLink.hash, versionObject))
         let version = try Version(link: versionLink, record: versionRecord)
 
-        let envelopeHash = try home.publish(version: versionLink, secrets: ctx.secrets, created: head.created,
-                                            objects: objects, replacing: head.envelopes)
-        head = Head(version: version, envelopes: [envelopeHash], created: head.created)
+        var root = head.root
+        root.filesystem = versionLink
+        let (envelopeHash, written) = try home.publish(root: root, objects: objects, replacing: head.envelopes)
+        head = Head(version: version, envelopes: [envelopeHash], root: written)
+        onCommit?()
         summary = ChangeSummary()
         linkTableDirty = false
         firstUnsavedChange = nil

@@ -38,9 +38,10 @@ extension Volume {
                 version = try Version(link: link, record: record)
                 description = "merged into \(link.hash.shortHex)" + (conflicts.isEmpty ? "" : ", conflict copies: \(conflicts.joined(separator: ", "))")
             }
-            let envelope = try home.publish(version: version.link, secrets: ctx.secrets, created: head.created,
-                                            objects: objects, replacing: head.envelopes)
-            head = Head(version: version, envelopes: [envelope], created: head.created)
+            var root = head.root
+            root.filesystem = version.link
+            let (envelope, written) = try home.publish(root: root, objects: objects, replacing: head.envelopes)
+            head = Head(version: version, envelopes: [envelope], root: written)
             var invalidations: [Invalidation] = []
             try adopt(version, &invalidations)
             Log.info(description)
