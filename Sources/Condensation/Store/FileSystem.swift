@@ -1,4 +1,4 @@
-import CSystem
+import CLinux
 import Glibc
 
 /// Thin wrappers over the POSIX calls the folder store needs, with errno kept in typed errors.
@@ -139,6 +139,6 @@ public enum FileSystem {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw error(path) }
         defer { close(fd) }
-        guard csystem_syncfs(fd) == 0 else { throw error(path) }
+        guard clinux_syncfs(fd) == 0 else { throw error(path) }
     }
 }
