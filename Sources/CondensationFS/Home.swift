@@ -91,9 +91,9 @@ extension Home {
         return Home(path: path, keyPair: keyPair, store: store)
     }
 
-    /// Creates a new home: key pair, folder store, public card, and a first version holding an
-    /// empty root directory.
-    public static func create(path: String) throws(Problem) -> Home {
+    /// Creates a new home: key pair, folder store, public card, and (unless the device is to join
+    /// an existing group) a first version holding an empty root directory.
+    public static func create(path: String, joining: Bool = false) throws(Problem) -> Home {
         if FileSystem.exists(path + "/key-pair") { throw .alreadyInitialized(path) }
         if FileSystem.exists(path) && !FileSystem.isDirectory(path) { throw .notADirectory(path) }
         let keyPair = KeyPair.generate()
@@ -105,6 +105,7 @@ extension Home {
             home = Home(path: path, keyPair: keyPair, store: store)
             try home.announce()
         } catch { throw .store("\(error)") }
+        if joining { return home }
 
         let secrets = Secrets.random()
         let now = Timestamp.now()
@@ -129,6 +130,24 @@ extension Home {
         var m = Modifications()
         _ = m.put(keyPair.publicKey.object)
         var card = Record()
+        if let members = try? readHead().0.root.members, members.count > 1 {
+            // `actor group → <store> → <status> → <actor> → <revision>`, as Condensation cards announce groups.
+            var group = Record(text: "actor group")
+            var byStore: [String: [(Hash, Member)]] = [:]
+            for (a, m) in members { byStore[m.store, default: []].append((a, m)) }
+            for url in byStore.keys.sorted() {
+                var storeNode = Record(text: url)
+                for status in [Member.Status.active, .revoked] {
+                    let list = byStore[url]!.filter { $0.1.status == status }.sorted { $0.0 < $1.0 }
+                    guard !list.isEmpty else { continue }
+                    var statusNode = Record(text: status.rawValue)
+                    for (a, m) in list { statusNode.add(Record(a.bytes, children: [Record(Values.integer(m.revision))])) }
+                    storeNode.add(statusNode)
+                }
+                group.add(storeNode)
+            }
+            card.add(group)
+        }
         card.add("public key", hash: keyPair.actor)
         let cardHash = m.put(card.object())
         let envelopeHash = m.put(Envelope.publicEnvelope(cardHash: cardHash, signer: keyPair))
@@ -281,3 +300,37 @@ func parseTime(_ text: String) -> Int64? {
 
 /// Time parsing shared with the command line (`--keep-since`, `--at`).
 public func parseTimeForCLI(_ text: String) -> Int64? { parseTime(text) }
+
+
+extension Home {
+    /// Adds a device to the group (or re-activates it): its public key is fetched from `remote`
+    /// (where `cdsfs init --remote` announced it), the private root lists it as active, and the
+    /// next envelopes are encrypted for it too.
+    public func addMember(_ actor: Hash, remote: any Store) throws {
+        guard actor != keyPair.actor else { throw Problem.store("that is this device's own actor id") }
+        guard let object = try remote.get(actor), let key = try? PublicKey(object: object), key.hash == actor else {
+            throw Problem.store("no public key of \(actor.hex) on \(remote.url): run `cdsfs init --remote \(remote.url)` on the new device first")
+        }
+        try store.put(actor, object)
+        try changeMembers { $0[actor] = Member(store: remote.url, status: .active, revision: nowMilliseconds()) }
+    }
+
+    /// Revokes a device: later versions are not encrypted for it and its messages are refused.
+    public func removeMember(_ actor: Hash) throws {
+        let (head, _) = try readHead()
+        guard let m = head.root.members[actor], actor != keyPair.actor else {
+            throw Problem.store("\(actor.hex) is not a member of this group")
+        }
+        try changeMembers { $0[actor] = Member(store: m.store, status: .revoked, revision: nowMilliseconds()) }
+    }
+
+    public func members() throws -> [Hash: Member] { try readHead().0.root.members }
+
+    private func changeMembers(_ change: (inout [Hash: Member]) -> Void) throws {
+        let (head, _) = try readHead()
+        var root = head.root
+        change(&root.members)
+        _ = try publish(root: root, objects: [], replacing: head.envelopes)
+        try announce()
+    }
+}

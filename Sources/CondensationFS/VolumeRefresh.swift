@@ -16,7 +16,7 @@ extension Volume {
     /// Merges another device's version into this volume: commits local changes first, merges
     /// (or fast-forwards), publishes the result and updates the tree in place, keeping inode
     /// numbers of everything that still exists. Returns what the kernel must invalidate.
-    public func merge(_ theirs: Version) throws(FSError) -> (outcome: String, invalidations: [Invalidation]) {
+    public func merge(_ theirs: Version, members: [Hash: Member] = [:]) throws(FSError) -> (outcome: String, invalidations: [Invalidation]) {
         try lock.withLock { () throws(FSError) in
             try checkWritable()
             try commitLocked()
@@ -27,7 +27,9 @@ extension Volume {
             let description: String
             switch outcome {
             case .upToDate:
-                return ("up to date", [])
+                if members.isEmpty { return ("up to date", []) }
+                version = head.version
+                description = "up to date"
             case .fastForward(let v):
                 version = v
                 description = "fast-forward to \(v.link.hash.shortHex)"
@@ -40,6 +42,7 @@ extension Volume {
             }
             var root = head.root
             root.filesystem = version.link
+            root.mergeMembers(members)
             let (envelope, written) = try home.publish(root: root, objects: objects, replacing: head.envelopes)
             head = Head(version: version, envelopes: [envelope], root: written)
             var invalidations: [Invalidation] = []

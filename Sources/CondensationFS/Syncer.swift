@@ -1,0 +1,200 @@
+import Condensation
+import Glibc
+
+/// Carries this device's versions to a remote store and brings in the other devices'.
+///
+/// Push: the private box's tree goes to the remote (book first, children before parents), the
+/// remote private box is swapped to the new envelope, and every other active member gets a message
+/// naming the private root (replacing the previous one). Pull: each message in this device's
+/// in-queue on the remote is opened, checked (sender is an active member of this group, signature
+/// verifies with the sender's public key), its tree is transferred into the local store, merged,
+/// and the message removed. Unreadable or unverifiable messages are discarded.
+public final class Syncer: @unchecked Sendable {
+    public let home: Home
+    public let remote: any Store
+    /// The mounted volume, when there is one: merges go through it so the kernel learns of them.
+    let volume: Volume?
+    private let lock = Lock()
+
+    public struct Report: Sendable {
+        public var objects = 0
+        public var bytes: UInt64 = 0
+        public var messagesSent = 0
+        public var merged: [String] = []
+        public var discarded = 0
+    }
+
+    public init(home: Home, remote: any Store, volume: Volume?) {
+        self.home = home
+        self.remote = remote
+        self.volume = volume
+    }
+
+    private var actor: Hash { home.keyPair.actor }
+
+    // MARK: Push
+
+    /// Sends the current private box entry and messages to the other members.
+    public func push(progress: ((TransferProgress) -> Void)? = nil) throws -> Report {
+        try lock.withLock { () throws in try pushLocked(progress: progress) }
+    }
+
+    private func pushLocked(progress: ((TransferProgress) -> Void)?) throws -> Report {
+        var report = Report()
+        try announce()
+        let local = home.store
+        let entries = try local.list(actor, .private)
+        guard !entries.isEmpty else { return report }
+        var state = home.syncState
+        for e in entries {
+            let t = try TreeTransfer.transfer(e, from: local, to: remote, progress: progress)
+            report.objects += t.objectsTransferred
+            report.bytes += UInt64(t.bytesTransferred)
+        }
+        var m = Modifications()
+        for e in entries { m.additions.append(BoxChange(actor, .private, e)) }
+        for old in try remote.list(actor, .private) where !entries.contains(old) {
+            m.removals.append(BoxChange(actor, .private, old))
+        }
+        // Messages: one per other active member, naming the private root.
+        let (head, _) = try home.readHead()
+        let rootLink = try home.openPrivateRoot(head.envelopes.first!).0
+        for (member, info) in head.root.members where member != actor && info.status == .active {
+            guard let key = publicKey(of: member) else {
+                Log.warning("no public key of member \(member.hex); not sending it the new version")
+                continue
+            }
+            var field = Record(text: "private root")
+            field.add(rootLink.record)
+            let message = Envelope.message(fields: [field], senderStoreURL: remote.url, recipients: [key],
+                                           signer: home.keyPair, expires: nowMilliseconds() + 30 * 86_400_000)
+            let h = m.put(message)
+            m.additions.append(BoxChange(member, .messages, h))
+            if let previous = state.value("sent." + member.hex).flatMap(Hash.init(hex:)), previous != h {
+                m.removals.append(BoxChange(member, .messages, previous))
+            }
+            state.set("sent." + member.hex, h.hex)
+            report.messagesSent += 1
+        }
+        try remote.modify(m)
+        state.set("pushed", entries.map(\.hex).joined(separator: ","))
+        state.set("pushed-version", head.version.link.hash.hex)
+        state.set("last-push", String(nowMilliseconds()))
+        try state.save()
+        return report
+    }
+
+    /// The public key object and the current public card go to the remote, so that others can
+    /// verify this device and see its group.
+    private func announce() throws {
+        let local = Set(try home.store.list(actor, .public))
+        let there = Set(try remote.list(actor, .public))
+        let hasKey = try remote.book(actor)
+        guard local != there || !hasKey else { return }
+        var m = Modifications()
+        m.puts.append((actor, home.keyPair.publicKey.object))
+        for e in local.subtracting(there) {
+            _ = try TreeTransfer.transfer(e, from: home.store, to: remote)
+            m.additions.append(BoxChange(actor, .public, e))
+        }
+        for e in there.subtracting(local) { m.removals.append(BoxChange(actor, .public, e)) }
+        try remote.modify(m)
+    }
+
+    /// A member's public key, from the local store or else the remote (then kept locally).
+    func publicKey(of member: Hash) -> PublicKey? {
+        if let o = try? home.store.get(member), let k = try? PublicKey(object: o) { return k }
+        guard let o = try? remote.get(member), let k = try? PublicKey(object: o), k.hash == member else { return nil }
+        try? home.store.put(member, o)
+        return k
+    }
+
+    // MARK: Pull
+
+    /// Processes the messages in this device's in-queue. With `wait`, a long poll: waits up to
+    /// that many milliseconds for a message to arrive (stores that cannot watch return at once).
+    public func pull(wait: Int = 0) throws -> (Report, [Invalidation]) {
+        let hashes = try remote.list(actor, .messages, watch: wait)
+        return try lock.withLock { () throws in
+            var report = Report()
+            var invalidations: [Invalidation] = []
+            for h in hashes {
+                do {
+                    let (outcome, inv) = try receive(h)
+                    report.merged.append(outcome)
+                    invalidations += inv
+                } catch let why as Discard {
+                    Log.warning("discarded message \(h.shortHex): \(why.reason)")
+                    report.discarded += 1
+                }
+                try remote.remove(actor, .messages, h)
+            }
+            var state = home.syncState
+            state.set("last-pull", String(nowMilliseconds()))
+            try state.save()
+            return (report, invalidations)
+        }
+    }
+
+    struct Discard: Error {
+        let reason: String
+    }
+
+    /// Opens, verifies, transfers and merges one message.
+    private func receive(_ h: Hash) throws -> (String, [Invalidation]) {
+        guard let envelope = try remote.get(h) else { throw Discard(reason: "gone") }
+        let message: Envelope.Message
+        do { message = try Envelope.openMessage(envelope, keyPair: home.keyPair) } catch {
+            throw Discard(reason: "cannot be opened (\(error))")
+        }
+        let current = try? home.readHead().0
+        let members = current?.root.members ?? [:]
+        if let current {
+            guard members[message.sender]?.status == .active else {
+                throw Discard(reason: "sender \(message.sender.shortHex) is not an active member of this group")
+            }
+            _ = current
+        } else if let join = home.settings.value("join").flatMap(Hash.init(hex:)), join != message.sender {
+            throw Discard(reason: "sender \(message.sender.shortHex) is not the device this one joins (\(join.shortHex))")
+        }
+        guard let key = publicKey(of: message.sender) else { throw Discard(reason: "sender's public key is unknown") }
+        do { try Envelope.verifyMessage(envelope, signer: key) } catch { throw Discard(reason: "bad signature") }
+        guard let link = message.content.child("private root")?.firstChild.flatMap(HashAndKey.init(record:)) else {
+            throw Discard(reason: "names no private root")
+        }
+        do { _ = try TreeTransfer.transfer(link.hash, from: remote, to: home.store) } catch {
+            throw Discard(reason: "its tree cannot be transferred (\(error))")
+        }
+        let reader = ObjectReader(store: home.store)
+        guard let theirs = try? PrivateRoot(record: reader.record(link)),
+              let version = try? Version.load(theirs.filesystem, reader: reader) else {
+            throw Discard(reason: "its private root does not open")
+        }
+        guard theirs.members[actor]?.status == .active else {
+            throw Discard(reason: "its group does not list this device as an active member")
+        }
+        for member in theirs.members.keys where member != actor { _ = publicKey(of: member) }
+        guard let current else {
+            // A new device: take the group's filesystem as it is.
+            var root = theirs
+            root.created = nowMilliseconds()
+            _ = try home.publish(root: root, objects: [], replacing: [])
+            return ("joined the group of \(message.sender.shortHex)", [])
+        }
+        guard theirs.secret == current.root.secret else { throw Discard(reason: "it belongs to another group") }
+        if let volume {
+            let (outcome, inv) = try volume.merge(version, members: theirs.members)
+            return (outcome, inv)
+        }
+        let v = try home.openVolume(options: VolumeOptions())
+        defer { try? v.close() }
+        return (try v.merge(version, members: theirs.members).outcome, [])
+    }
+}
+
+extension Store {
+    /// Lists a box; stores that can watch (HTTP) wait up to `milliseconds` for it to be non-empty.
+    public func list(_ account: Hash, _ box: BoxLabel, watch milliseconds: Int) throws(StoreError) -> [Hash] {
+        try list(account, box)
+    }
+}
