@@ -55,3 +55,18 @@ extension Home {
     /// The remote stores this device syncs through.
     public var remotes: [String] { settings.values("remote") }
 }
+
+/// What `cdsfs status` shows of the syncer's state file.
+public struct SyncStatus: Sendable {
+    public let pushedVersion: String?
+    public let lastPush: Int64?
+    public let lastPull: Int64?
+}
+
+extension Home {
+    public var syncStatus: SyncStatus {
+        let s = syncState
+        return SyncStatus(pushedVersion: s.value("pushed-version"), lastPush: s.value("last-push").flatMap { Int64($0) },
+                          lastPull: s.value("last-pull").flatMap { Int64($0) })
+    }
+}

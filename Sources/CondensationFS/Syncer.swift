@@ -192,9 +192,3 @@ public final class Syncer: @unchecked Sendable {
     }
 }
 
-extension Store {
-    /// Lists a box; stores that can watch (HTTP) wait up to `milliseconds` for it to be non-empty.
-    public func list(_ account: Hash, _ box: BoxLabel, watch milliseconds: Int) throws(StoreError) -> [Hash] {
-        try list(account, box)
-    }
-}

@@ -33,7 +33,9 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
     var bufferedBytes = 0
     var committer: Committer?
     /// Called (under the volume's lock) after each commit: the syncer's cue to push.
-    public var onCommit: (@Sendable () -> Void)?
+    var onCommit: (@Sendable () -> Void)?
+
+    public func setOnCommit(_ callback: (@Sendable () -> Void)?) { lock.withLock { onCommit = callback } }
 
     init(home: Home, head: Head, secrets: Secrets, options: VolumeOptions) throws(FSError) {
         self.home = home

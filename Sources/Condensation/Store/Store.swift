@@ -44,6 +44,9 @@ public protocol Store: AnyObject, Sendable {
     /// True (and the object's timestamp refreshed) if the store has the object.
     func book(_ hash: Hash) throws(StoreError) -> Bool
     func list(_ account: Hash, _ box: BoxLabel) throws(StoreError) -> [Hash]
+    /// Lists a box; stores that can watch (HTTP) wait up to `milliseconds` for it to be non-empty
+    /// or to change. The default lists at once.
+    func list(_ account: Hash, _ box: BoxLabel, watch milliseconds: Int) throws(StoreError) -> [Hash]
     func add(_ account: Hash, _ box: BoxLabel, _ hash: Hash) throws(StoreError)
     func remove(_ account: Hash, _ box: BoxLabel, _ hash: Hash) throws(StoreError)
     /// Puts all objects, makes them durable, then applies the additions, then the removals.
@@ -53,6 +56,10 @@ public protocol Store: AnyObject, Sendable {
 }
 
 extension Store {
+    public func list(_ account: Hash, _ box: BoxLabel, watch milliseconds: Int) throws(StoreError) -> [Hash] {
+        try list(account, box)
+    }
+
     public func put(_ object: Object) throws(StoreError) -> Hash {
         let h = object.calculateHash()
         try put(h, object)

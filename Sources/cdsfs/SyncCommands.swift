@@ -1,0 +1,196 @@
+import ArgumentParser
+import Condensation
+import CondensationFS
+import Glibc
+
+/// Opens a remote store by URL: `file:///path` (a folder store, e.g. a shared disk) or
+/// `http://host:port` (a `cdsfs serve` or any Condensation HTTP store).
+func openRemote(_ url: String, _ home: Home) throws -> any Store {
+    if url.hasPrefix("file://") {
+        let path = String(url.dropFirst(7))
+        guard let store = FolderStore.open(path) else {
+            throw CLIError("\(url) is not a folder store (it needs objects/ and accounts/)")
+        }
+        return store
+    }
+    if url.hasPrefix("http://") {
+        return try openHTTPStore(url, keyPair: home.keyPair)
+    }
+    throw CLIError("\(url): remote URLs start with http:// or file://")
+}
+
+/// An error whose description is the whole message.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// The home's first remote, or a clear line saying how to add one.
+func firstRemote(_ home: Home) -> (String, any Store) {
+    guard let url = home.remotes.first else {
+        fail("no remote store: add one with `cdsfs remote add URL`")
+    }
+    return (url, orFail { try openRemote(url, home) })
+}
+
+struct RemoteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remote",
+        abstract: "Manage the remote stores this device syncs through.",
+        subcommands: [Add.self, List.self, Remove.self]
+    )
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a remote store (http://HOST:PORT or file:///PATH).")
+        @OptionGroup var home: HomeOption
+        @Argument(help: "The store's URL.") var url: String
+
+        func run() throws {
+            let h = home.open()
+            _ = orFail { try openRemote(url, h) }
+            var settings = h.settings
+            if settings.values("remote").contains(url) { fail("\(url) is already a remote") }
+            settings.add("remote", url)
+            orFail { try settings.save() }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the remote stores.")
+        @OptionGroup var home: HomeOption
+        func run() throws { for url in home.open().remotes { print(url) } }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a remote store (nothing is deleted on it).")
+        @OptionGroup var home: HomeOption
+        @Argument(help: "The store's URL, as `cdsfs remote list` shows it.") var url: String
+
+        func run() throws {
+            var settings = home.open().settings
+            guard settings.values("remote").contains(url) else { fail("\(url) is not a remote; see `cdsfs remote list`") }
+            settings.remove("remote", url)
+            orFail { try settings.save() }
+        }
+    }
+}
+
+struct GroupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "group",
+        abstract: "Manage the devices that share this folder.",
+        discussion: """
+        To add a device: on the new device run `cdsfs init --remote URL` (it prints its actor id); \
+        on a device of the group run `cdsfs group add ACTOR_ID`; then `cdsfs sync` or mount on the \
+        new device.
+        """,
+        subcommands: [Add.self, List.self, Remove.self]
+    )
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a device and send it the current version.")
+        @OptionGroup var home: HomeOption
+        @Argument(help: "The new device's actor id (64 hex digits, printed by its `cdsfs init`).") var actor: String
+
+        func run() throws {
+            let h = home.open()
+            guard let id = Hash(hex: actor) else { fail("\(actor) is not an actor id (64 hex digits)") }
+            let (_, remote) = firstRemote(h)
+            orFail { try h.addMember(id, remote: remote) }
+            let report = orFail("sending the current version") { try Syncer(home: h, remote: remote, volume: nil).push() }
+            print("added \(id.hex); sent the current version (\(report.messagesSent) message(s))")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the group's devices.")
+        @OptionGroup var home: HomeOption
+
+        func run() throws {
+            let h = home.open()
+            let members = orFail { try h.members() }
+            for (actor, m) in members.sorted(by: { $0.key < $1.key }) {
+                let me = actor == h.keyPair.actor ? "  (this device)" : ""
+                print("\(actor.hex)  \(m.status.rawValue)  \(m.store)\(me)")
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a device: its messages are refused and later versions are not encrypted for it.",
+            discussion: "What the device already received stays readable to it.")
+        @OptionGroup var home: HomeOption
+        @Argument(help: "The device's actor id.") var actor: String
+
+        func run() throws {
+            let h = home.open()
+            guard let id = Hash(hex: actor) else { fail("\(actor) is not an actor id (64 hex digits)") }
+            orFail { try h.removeMember(id) }
+            if let url = h.remotes.first, let remote = try? openRemote(url, h) {
+                _ = try? Syncer(home: h, remote: remote, volume: nil).push()
+            }
+            print("revoked \(id.hex)")
+        }
+    }
+}
+
+struct SyncCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Push this device's versions and pull the others', once.",
+        discussion: "A mounted folder syncs in the background; use this when nothing is mounted."
+    )
+
+    @OptionGroup var home: HomeOption
+
+    func run() throws {
+        let h = home.open()
+        let (url, remote) = firstRemote(h)
+        let syncer = Syncer(home: h, remote: remote, volume: nil)
+        let interactive = isatty(2) != 0
+        let pulled = orFail("pulling from \(url)") { try syncer.pull() }.0
+        let pushed = orFail("pushing to \(url)") {
+            try syncer.push { p in
+                if interactive { progressLine("pushing: \(p.objectsTransferred) objects, \(formatBytes(UInt64(p.bytesTransferred)))") }
+            }
+        }
+        if interactive { progressLine(nil) }
+        for line in pulled.merged { print("pulled: \(line)") }
+        if pulled.discarded > 0 { print("discarded \(pulled.discarded) message(s) that did not verify (see the log)") }
+        print("pushed \(pushed.objects) objects (\(formatBytes(pushed.bytes))) to \(url); \(pushed.messagesSent) message(s) sent")
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the remote, whether it is reachable, what waits to go out, and the last push and pull.")
+
+    @OptionGroup var home: HomeOption
+
+    func run() throws {
+        let h = home.open()
+        print("device:  \(h.keyPair.actor.hex)")
+        let current = try? h.currentVersion()
+        print("version: \(current.map { $0.link.hash.hex } ?? "none yet (waiting to join a group: run `cdsfs sync`)")")
+        let state = h.syncStatus
+        guard let url = h.remotes.first else {
+            print("remote:  none (add one with `cdsfs remote add URL`)")
+            return
+        }
+        let reachable: String
+        do {
+            let remote = try openRemote(url, h)
+            _ = try remote.list(h.keyPair.actor, .public)
+            reachable = "reachable"
+        } catch {
+            reachable = "unreachable (\(error))"
+        }
+        print("remote:  \(url), \(reachable)")
+        let waiting = current.map { $0.link.hash.hex != state.pushedVersion } ?? false
+        print("to push: \(waiting ? "the current version has not been pushed" : "nothing")")
+        print("last push: \(state.lastPush.map(formatTime) ?? "never")")
+        print("last pull: \(state.lastPull.map(formatTime) ?? "never")")
+    }
+}
