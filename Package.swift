@@ -24,6 +24,7 @@ let package = Package(
             "Condensation", "CondensationFS", "FuseMount", "StoreServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "cdsfs-bench", dependencies: ["Condensation"]),
         .testTarget(name: "CondensationTests", dependencies: ["Condensation"]),
         .testTarget(name: "CondensationFSTests", dependencies: ["CondensationFS"]),
         .testTarget(name: "MountTests", dependencies: ["Condensation"]),
