@@ -1,0 +1,488 @@
+import Foundation
+import Glibc
+import XCTest
+
+// Support for the mount tests: they drive the real `cdsfs` binary and ordinary tools (cp, tar, rsync, git,
+// sqlite3, python) against a real FUSE mount, the way a person would, and compare with the same steps on a
+// native directory. Every mount a test makes is unmounted in teardown, whatever happened.
+
+// MARK: - Where things are
+
+enum Paths {
+    /// The cdsfs binary: $CDSFS_BIN, else `cdsfs` next to the test bundle (the package's build directory).
+    static let cdsfs: String = {
+        if let p = ProcessInfo.processInfo.environment["CDSFS_BIN"], !p.isEmpty { return p }
+        var exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        // Linux: <builddir>/cdsfsPackageTests.xctest is the executable. macOS: …/X.xctest/Contents/MacOS/X.
+        while exe.contains(".xctest") { exe = (exe as NSString).deletingLastPathComponent }
+        if exe.hasSuffix("/debug") || exe.hasSuffix("/release") || FileManager.default.fileExists(atPath: exe + "/cdsfs") {
+            return exe + "/cdsfs"
+        }
+        return (exe as NSString).deletingLastPathComponent + "/cdsfs"
+    }()
+
+    static let bash = "/bin/bash"
+    static let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
+}
+
+// MARK: - Running processes
+
+struct ProcessResult: CustomStringConvertible {
+    var command: String
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var timedOut = false
+    /// Seconds the process ran.
+    var seconds: Double = 0
+
+    var succeeded: Bool { status == 0 && !timedOut }
+    var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
+    var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+
+    var description: String {
+        func clip(_ s: String) -> String { s.count > 6000 ? String(s.prefix(3000)) + "\n…\n" + String(s.suffix(3000)) : s }
+        return "`\(command)` exited \(status)\(timedOut ? " (TIMED OUT)" : "") after \(String(format: "%.1f", seconds)) s\n"
+            + "--- stdout:\n\(clip(stdout))--- stderr:\n\(clip(stderr))---"
+    }
+}
+
+/// A new temporary file: its descriptor and path.
+private func temporaryFile(_ prefix: String) -> (Int32, String) {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    let fd = mkstemp(&template)
+    precondition(fd >= 0, "mkstemp: \(errnoName(errno))")
+    return (fd, String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
+}
+
+/// Runs a program and captures its exit status, standard output and standard error. Output goes to
+/// temporary files, not pipes, so a daemon that inherits them cannot make this wait. Standard input is
+/// /dev/null. After `timeout` seconds the process is killed and the result says so.
+func runProcess(_ executable: String, _ arguments: [String], cwd: String? = nil,
+                environment: [String: String] = [:], timeout: Double = 180) -> ProcessResult {
+    let (outFD, outPath) = temporaryFile("cdsfs-mt-out")
+    let (errFD, errPath) = temporaryFile("cdsfs-mt-err")
+    defer {
+        unlink(outPath)
+        unlink(errPath)
+    }
+    let command = ([executable] + arguments).map { $0.contains(" ") || $0.contains("\n") ? "'\($0)'" : $0 }
+        .joined(separator: " ")
+    let process = Process()
+    if executable.hasPrefix("/") {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+    }
+    if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    var env = ProcessInfo.processInfo.environment
+    env["LC_ALL"] = "C.UTF-8"
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = FileHandle(fileDescriptor: outFD, closeOnDealloc: true)
+    process.standardError = FileHandle(fileDescriptor: errFD, closeOnDealloc: true)
+    let done = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in done.signal() }
+    let start = Date()
+    do { try process.run() } catch {
+        return ProcessResult(command: command, status: -1, stdout: "", stderr: "cannot start: \(error)")
+    }
+    var timedOut = false
+    if done.wait(timeout: .now() + timeout) == .timedOut {
+        timedOut = true
+        kill(process.processIdentifier, SIGKILL)
+        done.wait()
+    }
+    let seconds = Date().timeIntervalSince(start)
+    func contents(_ path: String) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { return "" }
+        return String(decoding: data, as: UTF8.self)
+    }
+    return ProcessResult(command: command, status: process.terminationStatus, stdout: contents(outPath),
+                         stderr: contents(errPath), timedOut: timedOut, seconds: seconds)
+}
+
+/// Runs `script` with `bash -c` (under `set -euo pipefail`) in `cwd`.
+func bash(_ script: String, cwd: String? = nil, environment: [String: String] = [:], timeout: Double = 180) -> ProcessResult {
+    var r = runProcess(Paths.bash, ["-c", "set -euo pipefail\n" + script], cwd: cwd, environment: environment,
+                       timeout: timeout)
+    r.command = "bash -c <<EOF\n\(script)\nEOF" + (cwd.map { " (in \($0))" } ?? "")
+    return r
+}
+
+/// Runs a Python 3 program given as text; `arguments` become sys.argv[1...].
+func python(_ program: String, _ arguments: [String] = [], cwd: String? = nil, timeout: Double = 180) -> ProcessResult {
+    let (fd, path) = temporaryFile("cdsfs-mt-py")
+    _ = program.withCString { write(fd, $0, strlen($0)) }
+    close(fd)
+    defer { unlink(path) }
+    var r = runProcess(Paths.python, [path] + arguments, cwd: cwd, timeout: timeout)
+    r.command = "python3 <<EOF\n\(program)\nEOF \(arguments.joined(separator: " "))" + (cwd.map { " (in \($0))" } ?? "")
+    return r
+}
+
+// MARK: - Mounts and processes in /proc
+
+enum Mounts {
+    /// Mount points in /proc/self/mountinfo with their filesystem type.
+    static func table() -> [(mountPoint: String, type: String)] {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard let dash = f.firstIndex(of: "-"), f.count > 4, dash + 1 < f.count else { return nil }
+            return (unescape(String(f[4])), String(f[dash + 1]))
+        }
+    }
+
+    static func unescape(_ s: String) -> String {
+        guard s.contains("\\") else { return s }
+        var out: [UInt8] = []
+        let b = Array(s.utf8)
+        var i = 0
+        while i < b.count {
+            if b[i] == 92, i + 3 < b.count, let v = Int(String(decoding: b[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                out.append(UInt8(truncatingIfNeeded: v))
+                i += 4
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func isMounted(_ path: String) -> Bool { table().contains { $0.mountPoint == path } }
+
+    static func type(_ path: String) -> String? { table().last { $0.mountPoint == path }?.type }
+
+    /// Processes (other than this one) whose command line mentions `needle` as an argument, together
+    /// with the word "mount".
+    static func processes(mentioning needle: String) -> [pid_t] {
+        guard let items = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        let me = getpid()
+        var found: [pid_t] = []
+        for item in items {
+            guard let pid = pid_t(item), pid != me else { continue }
+            guard let data = FileManager.default.contents(atPath: "/proc/\(item)/cmdline"), !data.isEmpty else { continue }
+            let args = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if args.contains(where: { $0 == needle || $0.hasSuffix("=" + needle) }) && args.contains("mount") {
+                found.append(pid)
+            }
+        }
+        return found
+    }
+
+    static func isAlive(_ pid: pid_t) -> Bool {
+        // A zombie counts as gone.
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+        return !status.contains("State:\tZ")
+    }
+
+    /// Waits up to `seconds` for a process to end.
+    @discardableResult
+    static func waitForExit(_ pid: pid_t, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while isAlive(pid) {
+            if Date() > deadline { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
+    /// VmRSS of a process in bytes, or nil when it is gone.
+    static func residentBytes(_ pid: pid_t) -> UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let digits = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first
+            return digits.flatMap { UInt64($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
+}
+
+// MARK: - Files
+
+enum Files {
+    static func makeTemporaryDirectory(_ prefix: String = "cdsfs-mt") -> String {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { fatalError("mkdtemp: \(errnoName(errno))") }
+        return String(cString: p)
+    }
+
+    static func read(_ path: String) -> [UInt8]? {
+        guard let d = FileManager.default.contents(atPath: path) else { return nil }
+        return [UInt8](d)
+    }
+
+    static func readText(_ path: String) -> String? { read(path).map { String(decoding: $0, as: UTF8.self) } }
+
+    /// Writes bytes with open/write/close (no fsync); returns errno or 0.
+    @discardableResult
+    static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 { return errno }
+            done += n
+        }
+        return 0
+    }
+
+    @discardableResult
+    static func write(_ path: String, _ text: String, mode: mode_t = 0o644) -> Int32 {
+        write(path, Array(text.utf8), mode: mode)
+    }
+
+    static func mkdirs(_ path: String) {
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+}
+
+func errnoName(_ code: Int32) -> String {
+    let names: [Int32: String] = [
+        0: "OK", EPERM: "EPERM", ENOENT: "ENOENT", EIO: "EIO", EBADF: "EBADF", EACCES: "EACCES", EEXIST: "EEXIST",
+        EXDEV: "EXDEV", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR", EINVAL: "EINVAL", EFBIG: "EFBIG", ENOSPC: "ENOSPC",
+        EROFS: "EROFS", EMLINK: "EMLINK", ENAMETOOLONG: "ENAMETOOLONG", ENOTEMPTY: "ENOTEMPTY", ELOOP: "ELOOP",
+        ENOTCONN: "ENOTCONN", ENODATA: "ENODATA", ENOSYS: "ENOSYS", EOPNOTSUPP: "EOPNOTSUPP", EBUSY: "EBUSY",
+        ETXTBSY: "ETXTBSY", EFAULT: "EFAULT", ENOMEM: "ENOMEM", E2BIG: "E2BIG", ERANGE: "ERANGE",
+    ]
+    return names[code] ?? "errno \(code)"
+}
+
+// MARK: - The test case base: a fresh home and mount point per test, always unmounted
+
+/// Whether this build has `cdsfs mount` (the FUSE layer may not have landed yet).
+let mountCommandAvailable: Bool = {
+    guard FileManager.default.isExecutableFile(atPath: Paths.cdsfs) else { return false }
+    // An unknown subcommand with --help prints the top-level help and exits 0: look for mount's own usage.
+    let r = runProcess(Paths.cdsfs, ["mount", "--help"], timeout: 30)
+    return r.succeeded && r.stdout.contains("USAGE: cdsfs mount")
+}()
+
+class MountTestCase: XCTestCase {
+    /// This test's temporary directory (removed in teardown unless $CDSFS_KEEP is set).
+    var root = ""
+    /// The cdsfs home: <root>/home (created by `initHome`).
+    var home = ""
+    /// The mount point: <root>/mnt (an empty directory).
+    var mnt = ""
+    /// A native directory for doing the same steps outside the mount: <root>/native.
+    var native = ""
+    /// Inputs: <root>/src.
+    var src = ""
+
+    /// Every mount point this test mounted; teardown unmounts each one still mounted.
+    private var mountpoints: [String] = []
+    private var homesUsed: [String] = []
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        guard FileManager.default.isExecutableFile(atPath: Paths.cdsfs) else {
+            throw XCTSkip("no cdsfs binary at \(Paths.cdsfs) (build it, or set CDSFS_BIN)")
+        }
+        guard mountCommandAvailable else { throw XCTSkip("`cdsfs mount` is not available in this build yet") }
+        guard FileManager.default.fileExists(atPath: "/dev/fuse") else { throw XCTSkip("no /dev/fuse") }
+        root = Files.makeTemporaryDirectory()
+        home = root + "/home"
+        mnt = root + "/mnt"
+        native = root + "/native"
+        src = root + "/src"
+        for d in [mnt, native, src] { Files.mkdirs(d) }
+    }
+
+    override func tearDown() {
+        defer { super.tearDown() }
+        guard !root.isEmpty else { return }  // setUp skipped the test before making anything
+        for m in mountpoints.reversed() { forceUnmount(m) }
+        let failed = (testRun?.totalFailureCount ?? 0) > 0
+        if failed {
+            for h in Set(homesUsed) {
+                if let log = Files.readText(h + "/mount.log") {
+                    print("--- \(h)/mount.log (last 40 lines):\n" + log.split(separator: "\n").suffix(40).joined(separator: "\n"))
+                }
+            }
+        }
+        let stillMounted = Mounts.table().filter { $0.mountPoint.hasPrefix(root + "/") || $0.mountPoint == root }
+        if !stillMounted.isEmpty {
+            XCTFail("still mounted after teardown: \(stillMounted.map(\.mountPoint)); leaving \(root) in place")
+        } else {
+            if ProcessInfo.processInfo.environment["CDSFS_KEEP"] != nil {
+                print("keeping \(root)")
+            } else {
+                _ = runProcess("/bin/rm", ["-rf", root], timeout: 120)
+            }
+        }
+        mountpoints = []
+    }
+
+    // MARK: cdsfs commands
+
+    func cdsfs(_ arguments: [String], timeout: Double = 180) -> ProcessResult {
+        runProcess(Paths.cdsfs, arguments, timeout: timeout)
+    }
+
+    /// `cdsfs init --home H`; returns the actor id.
+    @discardableResult
+    func initHome(_ h: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = cdsfs(["init", "--home", h ?? home])
+        guard r.succeeded else { throw StopTest("init failed: \(r)") }
+        let id = r.stdoutLines.first { isHex64($0) }
+        XCTAssertNotNil(id, "init printed no actor id: \(r)", file: file, line: line)
+        return id ?? ""
+    }
+
+    /// `cdsfs mount --home H [-o options] [extra…] MOUNTPOINT`; asserts that it returned 0 with the folder
+    /// mounted. The mount point is registered for teardown before anything runs.
+    @discardableResult
+    func mount(home h: String? = nil, at mountpoint: String? = nil, options: [String] = [], extra: [String] = [],
+               file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+        let h = h ?? home
+        let m = mountpoint ?? mnt
+        mountpoints.append(m)
+        homesUsed.append(h)
+        var args = ["mount", "--home", h]
+        if !options.isEmpty { args += ["-o", options.joined(separator: ",")] }
+        args += extra + [m]
+        let r = cdsfs(args, timeout: 120)
+        guard r.succeeded else { throw StopTest("mount failed: \(r)") }
+        guard let type = Mounts.type(m), type.hasPrefix("fuse") else {
+            throw StopTest("`cdsfs mount` returned 0 but \(m) is not a FUSE mount (\(Mounts.type(m) ?? "not mounted")): \(r)")
+        }
+        return r
+    }
+
+    /// `cdsfs unmount MOUNTPOINT`; asserts that it succeeded, that the folder is no longer mounted, and
+    /// that the daemon has exited.
+    func unmount(_ mountpoint: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+        let m = mountpoint ?? mnt
+        let daemons = Mounts.processes(mentioning: m)
+        let r = cdsfs(["unmount", m], timeout: 180)
+        XCTAssert(r.succeeded, "unmount failed: \(r)", file: file, line: line)
+        XCTAssertFalse(Mounts.isMounted(m), "\(m) is still mounted after `cdsfs unmount`", file: file, line: line)
+        for pid in daemons {
+            // `cdsfs unmount` returns after the daemon exits; allow a moment for the kernel to reap it.
+            XCTAssert(Mounts.waitForExit(pid, seconds: 5), "the mount daemon \(pid) is still running after unmount",
+                      file: file, line: line)
+        }
+        if Mounts.isMounted(m) { forceUnmount(m) }
+    }
+
+    /// Unmount, then mount the same home again with the same options.
+    func remount(options: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws {
+        unmount(file: file, line: line)
+        try mount(options: options, file: file, line: line)
+    }
+
+    /// Unmounts whatever way works, then ends any daemon still serving that mount point. Never fails.
+    func forceUnmount(_ m: String) {
+        if Mounts.isMounted(m) { _ = cdsfs(["unmount", m], timeout: 60) }
+        if Mounts.isMounted(m) { _ = runProcess("fusermount3", ["-u", m], timeout: 30) }
+        if Mounts.isMounted(m) { _ = runProcess("umount", ["-l", m], timeout: 30) }
+        if Mounts.isMounted(m) { _ = runProcess("fusermount3", ["-uz", m], timeout: 30) }
+        for pid in Mounts.processes(mentioning: m) {
+            if !Mounts.waitForExit(pid, seconds: 5) {
+                print("killing leftover mount daemon \(pid) for \(m)")
+                kill(pid, SIGKILL)
+                Mounts.waitForExit(pid, seconds: 5)
+            }
+        }
+    }
+
+    /// The pid of the daemon serving `mountpoint` for home `h`: H/mount.pid if it names a live process,
+    /// else the process whose command line names the mount point.
+    func daemonPID(home h: String? = nil, mountpoint: String? = nil) -> pid_t? {
+        let h = h ?? home
+        let m = mountpoint ?? mnt
+        if let text = Files.readText(h + "/mount.pid"),
+           let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), Mounts.isAlive(pid) {
+            return pid
+        }
+        return Mounts.processes(mentioning: m).first
+    }
+
+    /// `cdsfs log --home H`: the version hashes, newest first.
+    func versions(home h: String? = nil, file: StaticString = #filePath, line: UInt = #line) -> [String] {
+        let r = cdsfs(["log", "--home", h ?? home])
+        XCTAssert(r.succeeded, "log failed: \(r)", file: file, line: line)
+        return r.stdoutLines.compactMap { l in
+            let first = String(l.prefix(64))
+            return isHex64(first) ? first : nil
+        }
+    }
+
+    // MARK: shell
+
+    /// Runs a bash snippet and asserts that it exits 0; returns its standard output.
+    @discardableResult
+    func sh(_ script: String, cwd: String? = nil, environment: [String: String] = [:], timeout: Double = 180,
+            file: StaticString = #filePath, line: UInt = #line) -> String {
+        let r = bash(script, cwd: cwd, environment: environment, timeout: timeout)
+        XCTAssert(r.succeeded, "\(r)", file: file, line: line)
+        return r.stdout
+    }
+
+    /// Runs a Python program and asserts that it exits 0; returns its standard output.
+    @discardableResult
+    func py(_ program: String, _ arguments: [String] = [], cwd: String? = nil, timeout: Double = 180,
+            file: StaticString = #filePath, line: UInt = #line) -> String {
+        let r = python(program, arguments, cwd: cwd, timeout: timeout)
+        XCTAssert(r.succeeded, "\(r)", file: file, line: line)
+        return r.stdout
+    }
+
+    /// Runs the same bash snippet in `a` and in `b` (as cwd) and asserts both exit 0 with the same output.
+    func sameSteps(_ script: String, in a: String, and b: String, environment: [String: String] = [:],
+                   file: StaticString = #filePath, line: UInt = #line) {
+        let ra = bash(script, cwd: a, environment: environment)
+        let rb = bash(script, cwd: b, environment: environment)
+        XCTAssert(ra.succeeded, "in \(a): \(ra)", file: file, line: line)
+        XCTAssert(rb.succeeded, "in \(b): \(rb)", file: file, line: line)
+        XCTAssertEqual(ra.stdout, rb.stdout, "the same steps printed different output in \(a) and \(b)",
+                       file: file, line: line)
+    }
+}
+
+/// Ends a test that cannot go on; XCTest records the message as the failure.
+struct StopTest: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func isHex64(_ s: some StringProtocol) -> Bool {
+    s.utf8.count == 64 && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+}
+
+/// A deterministic generator (SplitMix64), so that every random test repeats from its seed.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func bytes(_ n: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: n)
+        out.withUnsafeMutableBytes { buf in
+            var i = 0
+            while i + 8 <= n {
+                buf.storeBytes(of: next(), toByteOffset: i, as: UInt64.self)
+                i += 8
+            }
+            if i < n {
+                let v = next()
+                for k in 0..<(n - i) { buf[i + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+            }
+        }
+        return out
+    }
+}
