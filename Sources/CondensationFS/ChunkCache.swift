@@ -24,6 +24,8 @@ final class ChunkCache: Sendable {
         }
     }
 
+    func contains(_ hash: Hash) -> Bool { state.withLock { $0.entries[hash] != nil } }
+
     func put(_ hash: Hash, _ bytes: [UInt8]) {
         state.withLock { s in
             s.clock += 1

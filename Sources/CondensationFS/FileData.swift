@@ -130,6 +130,33 @@ final class FileData {
         }
     }
 
+    /// The stored chunks a read of `length` bytes at `offset` needs that are not in the cache, so
+    /// that the caller can fetch them (disk, hash check, decryption) without holding the volume lock.
+    func uncachedChunks(_ offset: UInt64, _ length: Int, _ ctx: ContentContext) throws(FSError) -> [HashAndKey] {
+        guard offset < size, inline == nil else { return [] }
+        try loadList(ctx)
+        let end = min(offset + UInt64(length), size, min(baseLimit, baseEnd))
+        guard offset < end else { return [] }
+        var out: [HashAndKey] = []
+        var i = chunkIndex(offset)
+        while i < base.count && baseOffsets[i] < end {
+            let start = max(baseOffsets[i], offset), stop = min(baseOffsets[i] + base[i].length, end)
+            if let link = base[i].link, !coveredByPages(start, stop), !ctx.cache.contains(link.hash) { out.append(link) }
+            i += 1
+        }
+        return out
+    }
+
+    private func coveredByPages(_ start: UInt64, _ end: UInt64) -> Bool {
+        let ps = UInt64(Self.pageSize)
+        var p = start / ps
+        while p * ps < end {
+            guard let page = pages[p], UInt64(page.count) >= min(ps, end - p * ps) else { return false }
+            p += 1
+        }
+        return true
+    }
+
     /// Reads up to `out.count` bytes at `offset`; returns the count (0 at or past the end).
     func read(_ offset: UInt64, into out: UnsafeMutableRawBufferPointer, _ ctx: ContentContext) throws(FSError) -> Int {
         guard offset < size else { return 0 }

@@ -36,9 +36,17 @@ extension Volume {
     }
 
     public func read(_ ino: Inode, handle: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) -> Int {
-        try lock.withLock { () throws(FSError) in
+        // Chunks that must come from disk are fetched, checked and decrypted outside the lock, so
+        // that the kernel's parallel read-ahead requests run on both cores.
+        let missing = try lock.withLock { () throws(FSError) in
             let n = try node(ino)
             guard n.isRegular else { throw n.isDirectory ? .isDirectory : .invalid }
+            return try fileData(n).uncachedChunks(offset, buffer.count, ctx)
+        }
+        for link in missing { _ = try ctx.chunk(link) }
+        return try lock.withLock { () throws(FSError) in
+            let n = try node(ino)
+            guard n.isRegular else { throw .invalid }
             return try fileData(n).read(offset, into: buffer, ctx)
         }
     }
