@@ -67,34 +67,28 @@ final class MemoryTests: MountTestCase {
 
     /// Runs bash with `arguments` while sampling VmRSS of `pid` every 20 ms; returns the peak.
     func runSampling(_ arguments: [String], pid: pid_t, timeout: Double) -> (ProcessResult, UInt64) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.bash)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        let errPath = root + "/sampling-stderr"
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        let errHandle = FileHandle(forWritingAtPath: errPath)!
-        process.standardError = errHandle
-        process.standardOutput = errHandle
+        let errPath = root + "/sampling-output"
+        let fd = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer { close(fd) }
         let start = Date()
         var peak: UInt64 = 0
-        do { try process.run() } catch {
-            return (ProcessResult(command: arguments.joined(separator: " "), status: -1, stdout: "", stderr: "\(error)"), 0)
+        let command = "bash " + arguments.joined(separator: " ")
+        let child: ChildProcess
+        do { child = try ChildProcess(Paths.bash, arguments, stdout: fd, stderr: fd) } catch {
+            return (ProcessResult(command: command, status: -1, stdout: "", stderr: "\(error)"), 0)
         }
         var timedOut = false
-        while process.isRunning {
+        while !child.hasExited {
             if let rss = Mounts.residentBytes(pid) { peak = max(peak, rss) }
             if Date().timeIntervalSince(start) > timeout {
-                kill(process.processIdentifier, SIGKILL)
+                child.killGroup()
                 timedOut = true
                 break
             }
             usleep(20_000)
         }
-        process.waitUntilExit()
-        try? errHandle.close()
-        let result = ProcessResult(command: "bash " + arguments.joined(separator: " "), status: process.terminationStatus,
-                                   stdout: "", stderr: Files.readText(errPath) ?? "", timedOut: timedOut,
+        let result = ProcessResult(command: command, status: child.status ?? -1, stdout: "",
+                                   stderr: Files.readText(errPath) ?? "", timedOut: timedOut,
                                    seconds: Date().timeIntervalSince(start))
         return (result, peak)
     }

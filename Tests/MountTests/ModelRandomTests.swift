@@ -85,8 +85,8 @@ struct ModelRun {
     mutating func pick<T>(_ items: [T]) -> T { items[int(0...(items.count - 1))] }
 
     /// Every path under the native root (relative), and the directories among them ("" is the root).
-    func listing() -> (all: [String], dirs: [String]) {
-        var all: [String] = [], dirs: [String] = [""]
+    func listing() -> (all: [String], dirs: [String], files: [String]) {
+        var all: [String] = [], dirs: [String] = [""], files: [String] = []
         func walk(_ rel: String) {
             let dir = rel.isEmpty ? roots[0] : roots[0] + "/" + rel
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
@@ -94,14 +94,18 @@ struct ModelRun {
                 let r = rel.isEmpty ? name : rel + "/" + name
                 all.append(r)
                 var st = stat()
-                if lstat(roots[0] + "/" + r, &st) == 0, UInt32(st.st_mode) & UInt32(S_IFMT) == UInt32(S_IFDIR) {
+                guard lstat(roots[0] + "/" + r, &st) == 0 else { continue }
+                switch UInt32(st.st_mode) & UInt32(S_IFMT) {
+                case UInt32(S_IFDIR):
                     dirs.append(r)
                     walk(r)
+                case UInt32(S_IFREG): files.append(r)
+                default: break
                 }
             }
         }
         walk("")
-        return (all, dirs)
+        return (all, dirs, files)
     }
 
     mutating func dataSize() -> Int {
@@ -119,8 +123,12 @@ struct ModelRun {
 
     /// One random operation on both sides.
     mutating func step() -> ModelStep {
-        let (all, dirs) = listing()
+        let (all, dirs, files) = listing()
         func existing(_ r: inout SplitMix) -> String { all.isEmpty || Int.random(in: 0..<20, using: &r) == 0 ? "missing" : all[Int.random(in: 0..<all.count, using: &r)] }
+        /// Mostly a regular file, sometimes anything.
+        func aFile(_ r: inout SplitMix) -> String {
+            files.isEmpty || Int.random(in: 0..<5, using: &r) == 0 ? existing(&r) : files[Int.random(in: 0..<files.count, using: &r)]
+        }
         func newPath(_ r: inout SplitMix) -> String {
             let d = dirs[Int.random(in: 0..<dirs.count, using: &r)]
             let n = ModelRun.names[Int.random(in: 0..<ModelRun.names.count, using: &r)]
@@ -149,7 +157,7 @@ struct ModelRun {
             }
         case 15..<30:
             kind = "write"
-            let path = existing(&rng)
+            let path = aFile(&rng)
             let size = nativeSize(path)
             let offset = chance(0.2) ? size : int(0...(size + 100_000))
             let data = rng.bytes(dataSize())
@@ -162,7 +170,7 @@ struct ModelRun {
             }
         case 30..<37:
             kind = "truncate"
-            let path = existing(&rng)
+            let path = aFile(&rng)
             let size = nativeSize(path)
             let newSize = chance(0.1) ? int(0...2_000_000) : int(0...(size * 2 + 10_000))
             text = "truncate \(path) to \(newSize) (from \(size))"
@@ -209,11 +217,11 @@ struct ModelRun {
             body = { root in [errnoName(chmod(root + "/" + path, mode) == 0 ? 0 : errno)] }
         case 82..<88:
             kind = "read"
-            let path = existing(&rng)
+            let path = aFile(&rng)
             text = "read \(path)"
             body = { root in [ModelRun.readAll(root + "/" + path)] }
         default:
-            return heldStep(existing(&rng))
+            return heldStep(aFile(&rng))
         }
         counts[kind, default: 0] += 1
         history.append(text)

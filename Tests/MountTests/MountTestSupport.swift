@@ -47,61 +47,133 @@ struct ProcessResult: CustomStringConvertible {
     }
 }
 
-/// A new temporary file: its descriptor and path.
+/// A new temporary file (close-on-exec): its descriptor and path.
 private func temporaryFile(_ prefix: String) -> (Int32, String) {
     var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
     let fd = mkstemp(&template)
     precondition(fd >= 0, "mkstemp: \(errnoName(errno))")
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     return (fd, String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
+}
+
+/// A child process started with posix_spawn. (Not Foundation's Process: on Linux it hands the child a
+/// socket that every grandchild inherits, and reports termination only when the last holder closes it,
+/// so a command that leaves a daemon behind, like `cdsfs mount`, would seem to run until the daemon ends.)
+final class ChildProcess {
+    let pid: pid_t
+    private(set) var status: Int32?
+
+    /// Starts `executable` (searched in PATH unless absolute) with standard input /dev/null and standard
+    /// output and error to the given descriptors, in its own process group.
+    init(_ executable: String, _ arguments: [String], cwd: String? = nil, environment: [String: String] = [:],
+         stdout: Int32, stderr: Int32) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+
+        // A working directory: through the shell, which then execs the program.
+        var argv = [executable] + arguments
+        var program = executable
+        if let cwd {
+            argv = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd] + argv
+            program = "/bin/sh"
+        }
+        var env = ProcessInfo.processInfo.environment
+        env["LC_ALL"] = "C.UTF-8"
+        for (k, v) in environment { env[k] = v }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in cArgs { free(p) }
+            for p in cEnv { free(p) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, program, &actions, &attributes, cArgs, cEnv)
+        guard rc == 0 else { throw StopTest("cannot start \(program): \(errnoName(rc))") }
+        self.pid = pid
+    }
+
+    /// Whether it has ended (reaps it then).
+    var hasExited: Bool {
+        if status != nil { return true }
+        var raw: Int32 = 0
+        let r = waitpid(pid, &raw, WNOHANG)
+        if r == pid {
+            // Exit code, or 128 + signal as a shell shows it.
+            status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+            return true
+        }
+        if r < 0 && errno == ECHILD { status = -1; return true }
+        return false
+    }
+
+    /// Waits for the end; false after `timeout` seconds.
+    func wait(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        var pause: UInt32 = 1000
+        while !hasExited {
+            if Date() > deadline { return false }
+            usleep(pause)
+            pause = min(pause * 2, 20_000)
+        }
+        return true
+    }
+
+    /// SIGKILL to its whole process group (only ever after a timeout), then reap it.
+    func killGroup() {
+        kill(-pid, SIGKILL)
+        kill(pid, SIGKILL)
+        _ = wait(timeout: 30)
+    }
 }
 
 /// Runs a program and captures its exit status, standard output and standard error. Output goes to
 /// temporary files, not pipes, so a daemon that inherits them cannot make this wait. Standard input is
-/// /dev/null. After `timeout` seconds the process is killed and the result says so.
+/// /dev/null. After `timeout` seconds the process group is killed and the result says so.
 func runProcess(_ executable: String, _ arguments: [String], cwd: String? = nil,
                 environment: [String: String] = [:], timeout: Double = 180) -> ProcessResult {
     let (outFD, outPath) = temporaryFile("cdsfs-mt-out")
     let (errFD, errPath) = temporaryFile("cdsfs-mt-err")
     defer {
+        close(outFD)
+        close(errFD)
         unlink(outPath)
         unlink(errPath)
     }
     let command = ([executable] + arguments).map { $0.contains(" ") || $0.contains("\n") ? "'\($0)'" : $0 }
         .joined(separator: " ")
-    let process = Process()
-    if executable.hasPrefix("/") {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
-    }
-    if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    var env = ProcessInfo.processInfo.environment
-    env["LC_ALL"] = "C.UTF-8"
-    for (k, v) in environment { env[k] = v }
-    process.environment = env
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = FileHandle(fileDescriptor: outFD, closeOnDealloc: true)
-    process.standardError = FileHandle(fileDescriptor: errFD, closeOnDealloc: true)
-    let done = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in done.signal() }
     let start = Date()
-    do { try process.run() } catch {
-        return ProcessResult(command: command, status: -1, stdout: "", stderr: "cannot start: \(error)")
+    let child: ChildProcess
+    do {
+        child = try ChildProcess(executable, arguments, cwd: cwd, environment: environment, stdout: outFD, stderr: errFD)
+    } catch {
+        return ProcessResult(command: command, status: -1, stdout: "", stderr: "\(error)")
     }
     var timedOut = false
-    if done.wait(timeout: .now() + timeout) == .timedOut {
+    if !child.wait(timeout: timeout) {
         timedOut = true
-        kill(process.processIdentifier, SIGKILL)
-        done.wait()
+        child.killGroup()
     }
     let seconds = Date().timeIntervalSince(start)
     func contents(_ path: String) -> String {
         guard let data = FileManager.default.contents(atPath: path) else { return "" }
         return String(decoding: data, as: UTF8.self)
     }
-    return ProcessResult(command: command, status: process.terminationStatus, stdout: contents(outPath),
+    return ProcessResult(command: command, status: child.status ?? -1, stdout: contents(outPath),
                          stderr: contents(errPath), timedOut: timedOut, seconds: seconds)
 }
 
