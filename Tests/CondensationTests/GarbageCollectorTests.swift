@@ -124,12 +124,11 @@ final class GarbageCollectorTests: XCTestCase {
 
     func testMissingAndCorruptReachableObjects() throws {
         let f = try fixture()
-        try ageEverything(f.store, by: 2 * 3600)
         let account = g.hash()
-        // A box entry whose object is not here (a tree still arriving), and one whose object is damaged
-        // but whose hash list still names its children.
+        // A box entry whose object is not here (a tree still arriving).
         let absent = g.hash()
         try f.store.add(account, .private, absent)
+        // One whose data is damaged: its header still names its children.
         let child = try f.store.put(Object(hashes: [], data: Array("child".utf8)))
         let parent = Object(hashes: [child], data: Array("parent".utf8))
         let parentHash = try f.store.put(parent)
@@ -137,14 +136,40 @@ final class GarbageCollectorTests: XCTestCase {
         var damaged = parent.bytes
         damaged[damaged.count - 1] ^= 1
         try FileSystem.writeAtomically(f.store.objectPath(parentHash), damaged)
+        // One cut short in the middle of its hash list: the complete hash before the cut is kept.
+        let first = try f.store.put(Object(hashes: [], data: Array("first".utf8)))
+        let second = try f.store.put(Object(hashes: [], data: Array("second".utf8)))
+        let cut = Object(hashes: [first, second], data: [])
+        let cutHash = try f.store.put(cut)
+        try f.store.add(account, .public, cutHash)
+        try FileSystem.writeAtomically(f.store.objectPath(cutHash), Array(cut.bytes.prefix(4 + 32 + 20)))
         try ageEverything(f.store, by: 2 * 3600)
 
         let report = try GarbageCollector.collect(f.store)
         XCTAssertEqual(report.missing, [absent])
-        XCTAssertEqual(report.corrupt, [parentHash])
-        XCTAssertEqual(report.deleted, f.garbage.count)
-        XCTAssertTrue(FileSystem.exists(f.store.objectPath(parentHash)), "a corrupt object is fsck's to judge")
+        XCTAssertEqual(report.corrupt, [cutHash], "without verify, only a broken header or hash list shows")
+        XCTAssertEqual(report.deleted, f.garbage.count + 1, "the second hash of the cut object is unreadable")
+        XCTAssertNil(try f.store.get(second))
+        XCTAssertNotNil(try f.store.get(first))
         XCTAssertNotNil(try f.store.get(child), "the damaged parent's children are kept")
+        XCTAssertTrue(FileSystem.exists(f.store.objectPath(parentHash)), "a corrupt object is fsck's to judge")
+
+        // fsck's view: every object read whole and checked.
+        let verified = try GarbageCollector.mark(f.store, verify: true)
+        XCTAssertEqual(verified.corrupt, [parentHash, cutHash])
+        XCTAssertEqual(verified.missing, [absent])
+        XCTAssertTrue(verified.reachable.isSuperset(of: f.reachable.union([child, first, parentHash, cutHash])))
+    }
+
+    func testMarkReadsOnlyTheHashListUnlessVerifying() throws {
+        // A long hash list (more than one 4 KiB read) is followed in full.
+        let store = try FolderStore.create(temporaryDirectory(self) + "/store")
+        var leaves: [Hash] = []
+        for i in 0..<300 { leaves.append(try store.put(Object(hashes: [], data: Array("leaf \(i)".utf8)))) }
+        let root = try store.put(Object(hashes: leaves, data: Random.bytes(10_000)))
+        try store.add(g.hash(), .private, root)
+        XCTAssertEqual(try GarbageCollector.mark(store).reachable, Set(leaves + [root]))
+        XCTAssertEqual(try GarbageCollector.mark(store, verify: true).reachable, Set(leaves + [root]))
     }
 
     func testEmptyStore() throws {

@@ -7,20 +7,38 @@ public enum FileSystem {
     /// The file's bytes, nil if it does not exist. Reads the size first, then exactly that much,
     /// up to `limit` bytes.
     public static func read(_ path: String, limit: Int = Int.max) throws(StoreError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw .io(path: path, errno: errno)
-        }
+        guard let fd = try openForReading(path) else { return nil }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .io(path: path, errno: errno) }
         let size = Int(st.st_size)
         guard size <= limit else { throw .io(path: path, errno: EFBIG) }
-        var out = [UInt8](repeating: 0, count: size)
+        return try read(fd, path, count: size)
+    }
+
+    /// At most the first `count` bytes of the file (fewer if it is shorter); nil if it does not
+    /// exist. Garbage collection reads an object's header and hash list this way, not its data.
+    public static func readPrefix(_ path: String, count: Int) throws(StoreError) -> [UInt8]? {
+        guard let fd = try openForReading(path) else { return nil }
+        defer { close(fd) }
+        return try read(fd, path, count: count)
+    }
+
+    private static func openForReading(_ path: String) throws(StoreError) -> Int32? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw .io(path: path, errno: errno)
+        }
+        return fd
+    }
+
+    /// Up to `count` bytes from the start of `fd`; fewer if the file ends first.
+    private static func read(_ fd: Int32, _ path: String, count: Int) throws(StoreError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
         var done = 0
-        while done < size {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+        while done < count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(done)) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .io(path: path, errno: errno)
@@ -28,7 +46,7 @@ public enum FileSystem {
             if n == 0 { break }
             done += n
         }
-        if done < size { out.removeLast(size - done) }
+        if done < count { out.removeLast(count - done) }
         return out
     }
 

@@ -21,8 +21,10 @@ public enum GarbageCollector {
         public var reachable: Set<Hash> = []
         /// Named by a box entry or a hash list, but not in the store: a tree that is incomplete here.
         public var missing: Set<Hash> = []
-        /// Present, but its bytes do not hash to its name. Their hash lists were still followed when
-        /// the header could be read, so that a damaged object does not cost its subtree.
+        /// Present but damaged: a header or hash list that runs past the end of the file, or (when
+        /// marking with `verify`) bytes that do not hash to the object's name. As much of their hash
+        /// lists as could be read was still followed, so that a damaged object does not cost its
+        /// subtree.
         public var corrupt: Set<Hash> = []
         /// Box entries read, over every account and box.
         public var boxEntries = 0
@@ -71,8 +73,12 @@ public enum GarbageCollector {
     /// own object (the actor's public key object, whose hash is the account id) counts as reachable
     /// too when present: stores look it up to check the actor's signatures.
     ///
-    /// `fsck` uses this to find what to check; `collect` uses it to find what to keep.
-    public static func mark(_ store: FolderStore, progress: ((Progress) -> Void)? = nil) throws(StoreError) -> Marking {
+    /// By default only each object's header and hash list are read: garbage collection needs the
+    /// links, not the data, and a store is mostly file chunks without links. With `verify`, every
+    /// object is read whole and checked against its hash, as `fsck` wants; objects that fail are in
+    /// `corrupt`. Either way a damaged object's hash list is followed as far as it can be read.
+    public static func mark(_ store: FolderStore, verify: Bool = false,
+                            progress: ((Progress) -> Void)? = nil) throws(StoreError) -> Marking {
         var marking = Marking()
         var seen = Set<Hash>()
         var stack: [Hash] = []
@@ -89,28 +95,74 @@ public enum GarbageCollector {
         }
 
         while let hash = stack.popLast() {
-            var object: Object?
-            do {
-                object = try store.get(hash)
-            } catch .corrupt {
-                marking.corrupt.insert(hash)
-                // Keeping too much is safe, deleting too much is not: follow whatever header it has.
-                let bytes = try? FileSystem.read(store.objectPath(hash), limit: FolderStore.maximumObjectSize)
-                object = bytes.flatMap { try? Object(bytes: $0) } ?? .empty
-            }
-            guard let object else {
+            let children: [Hash]
+            switch try links(of: hash, in: store, verify: verify) {
+            case .missing:
                 marking.missing.insert(hash)
                 continue
+            case .corrupt(let readable):
+                marking.corrupt.insert(hash)
+                children = readable
+            case .present(let hashes):
+                children = hashes
             }
             marking.reachable.insert(hash)
-            for index in 0..<object.hashCount {
-                let child = object.hash(at: index)
-                if seen.insert(child).inserted { stack.append(child) }
-            }
+            for child in children where seen.insert(child).inserted { stack.append(child) }
             if marking.reachable.count % progressInterval == 0 { report() }
         }
         report()
         return marking
+    }
+
+    private enum Links {
+        case missing
+        /// The hashes that could still be read.
+        case corrupt([Hash])
+        case present([Hash])
+    }
+
+    /// The hash list of an object in the store.
+    private static func links(of hash: Hash, in store: FolderStore, verify: Bool) throws(StoreError) -> Links {
+        let path = store.objectPath(hash)
+        guard verify else { return try headerLinks(path) }
+        do {
+            guard let object = try store.get(hash) else { return .missing }
+            return .present(object.hashes)
+        } catch .corrupt {
+        } catch .io(_, EFBIG) {
+            // Larger than a store object may be: damaged too.
+        }
+        switch try headerLinks(path) {
+        case .missing: return .missing
+        case .corrupt(let hashes), .present(let hashes): return .corrupt(hashes)
+        }
+    }
+
+    /// The hash list from the start of the file only, without reading or checking the data.
+    private static func headerLinks(_ path: String) throws(StoreError) -> Links {
+        // One read covers the header and up to 127 hashes; a longer list takes a second read.
+        guard var head = try FileSystem.readPrefix(path, count: 4096) else { return .missing }
+        guard head.count >= 4 else { return .corrupt([]) }
+        let count = Int(head[0]) << 24 | Int(head[1]) << 16 | Int(head[2]) << 8 | Int(head[3])
+        let listEnd = 4 + 32 * count
+        if listEnd > head.count && head.count == 4096 {
+            guard listEnd <= FolderStore.maximumObjectSize else { return .corrupt(readableHashes(head)) }
+            guard let whole = try FileSystem.readPrefix(path, count: listEnd) else { return .missing }
+            head = whole
+        }
+        guard listEnd <= head.count else { return .corrupt(readableHashes(head)) }
+        return .present(readableHashes(head))
+    }
+
+    /// The complete hashes among the first bytes of an object: its whole hash list if the bytes hold
+    /// it, else as much of it as they do. Keeping too much is safe, deleting too much is not.
+    private static func readableHashes(_ bytes: [UInt8]) -> [Hash] {
+        guard bytes.count >= 4 else { return [] }
+        let count = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+        let available = min(count, (bytes.count - 4) / 32)
+        return bytes.withUnsafeBytes { raw in
+            (0..<available).map { Hash(raw: UnsafeRawBufferPointer(rebasing: raw[(4 + 32 * $0)..<(36 + 32 * $0)])) }
+        }
     }
 
     /// Deletes the objects of `store` that no box entry reaches and that were not put or booked within
