@@ -145,24 +145,16 @@ public enum GarbageCollector {
         guard head.count >= 4 else { return .corrupt([]) }
         let count = Int(head[0]) << 24 | Int(head[1]) << 16 | Int(head[2]) << 8 | Int(head[3])
         let listEnd = 4 + 32 * count
-        if listEnd > head.count && head.count == 4096 {
-            guard listEnd <= FolderStore.maximumObjectSize else { return .corrupt(readableHashes(head)) }
+        if listEnd > head.count && head.count == 4096 && listEnd <= FolderStore.maximumObjectSize {
             guard let whole = try FileSystem.readPrefix(path, count: listEnd) else { return .missing }
             head = whole
         }
-        guard listEnd <= head.count else { return .corrupt(readableHashes(head)) }
-        return .present(readableHashes(head))
-    }
-
-    /// The complete hashes among the first bytes of an object: its whole hash list if the bytes hold
-    /// it, else as much of it as they do. Keeping too much is safe, deleting too much is not.
-    private static func readableHashes(_ bytes: [UInt8]) -> [Hash] {
-        guard bytes.count >= 4 else { return [] }
-        let count = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
-        let available = min(count, (bytes.count - 4) / 32)
-        return bytes.withUnsafeBytes { raw in
-            (0..<available).map { Hash(raw: UnsafeRawBufferPointer(rebasing: raw[(4 + 32 * $0)..<(36 + 32 * $0)])) }
+        // Cut short: keep what can be read. Keeping too much is safe, deleting too much is not.
+        let complete = min(count, (head.count - 4) / 32)
+        let hashes = head.withUnsafeBytes { raw in
+            (0..<complete).map { Hash(raw: UnsafeRawBufferPointer(rebasing: raw[(4 + 32 * $0)..<(36 + 32 * $0)])) }
         }
+        return complete == count ? .present(hashes) : .corrupt(hashes)
     }
 
     /// Deletes the objects of `store` that no box entry reaches and that were not put or booked within
