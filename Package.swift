@@ -14,9 +14,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
-        .target(name: "CSystem"),
+        .target(name: "CLinux"),
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
-        .target(name: "Condensation", dependencies: ["CCrypto", "CSystem"]),
+        .target(name: "Condensation", dependencies: ["CCrypto", "CLinux"]),
         .target(name: "CondensationFS", dependencies: ["Condensation"]),
         .target(name: "FuseMount", dependencies: ["CFuse", "CondensationFS"]),
         .target(name: "StoreServer", dependencies: ["Condensation"]),
