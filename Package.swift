@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
@@ -19,7 +20,12 @@ let package = Package(
         .target(name: "Condensation", dependencies: ["CCrypto", "CLinux"]),
         .target(name: "CondensationFS", dependencies: ["Condensation"]),
         .target(name: "FuseMount", dependencies: ["CFuse", "CondensationFS"]),
-        .target(name: "StoreServer", dependencies: ["Condensation"]),
+        .target(name: "StoreServer", dependencies: [
+            "Condensation",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .executableTarget(name: "cdsfs", dependencies: [
             "Condensation", "CondensationFS", "FuseMount", "StoreServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -28,5 +34,6 @@ let package = Package(
         .testTarget(name: "CondensationTests", dependencies: ["Condensation"]),
         .testTarget(name: "CondensationFSTests", dependencies: ["CondensationFS"]),
         .testTarget(name: "MountTests", dependencies: ["Condensation"]),
+        .testTarget(name: "ServerTests", dependencies: ["Condensation", "StoreServer"]),
     ]
 )
