@@ -100,6 +100,7 @@ public final class StoreServer: Sendable {
     @discardableResult
     public func start() throws(StoreServerError) -> Int {
         if let port = boundPort { return port }
+        core.draining.store(false, ordering: .sequentiallyConsistent)
         let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, limits.eventLoopThreads))
         let pool = NIOThreadPool(numberOfThreads: max(1, limits.storeThreads))

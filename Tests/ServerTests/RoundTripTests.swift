@@ -166,7 +166,7 @@ final class RoundTripTests: XCTestCase {
 
     func testTreeTransferToServerAndBack() throws {
         try server.publish(Actors.alice)
-        let local = MemoryStore()
+        let local = try FolderStore.create(server.directory.path + "/local")
         let (root, objects) = TestObjects.tree(depth: 3, fanout: 4)
         for (h, o) in objects { try local.put(h, o) }
         let remote = server.client(Actors.alice)
@@ -182,7 +182,7 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(again.subtreesPresent, 1)
         XCTAssertLessThan(remote.bytesSent + remote.bytesReceived - before, 2000)
 
-        let back = MemoryStore()
+        let back = try FolderStore.create(server.directory.path + "/back")
         let down = try TreeTransfer.transfer(root, from: server.client(), to: back)
         XCTAssertEqual(down.objectsTransferred, objects.count)
         for (h, o) in objects { XCTAssertEqual(try back.get(h), o) }
