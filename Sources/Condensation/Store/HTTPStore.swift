@@ -246,7 +246,11 @@ public final class HTTPStore: Store {
                           watchMilliseconds: Int) -> Result<HTTPResponse, HTTPTransportError> {
         var head = "\(method) \(basePath)\(path) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: \(configuration.userAgent)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if let body { head += "Content-Length: \(body.count)\r\n" }
+        if let body {
+            head += "Content-Length: \(body.count)\r\n"
+        } else if method == "PUT" || method == "POST" {
+            head += "Content-Length: 0\r\n"
+        }
         head += "\r\n"
         var bytes = Array(head.utf8)
         if let body { bytes += body }
