@@ -29,7 +29,7 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Largest request body (an object or a modify), in MiB.", valueName: "MIB"))
     var maxBody = 64
 
-    @Option(name: .long, help: "Most connections open at once.")
+    @Option(name: .long, help: ArgumentHelp("Most connections open at once.", valueName: "N"))
     var maxConnections = 512
 
     @Option(name: .long, help: ArgumentHelp("Longest long poll (Condensation-Watch) honoured, in seconds.", valueName: "SECONDS"))

@@ -116,6 +116,37 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(server.server.heldWatchCount, 0)
     }
 
+    func testHeldPollsHoldNoThread() throws {
+        // Two store threads, twenty polls held at once: a poll that held a thread would starve the rest.
+        server.stop()
+        var limits = StoreServer.Limits()
+        limits.storeThreads = 2
+        limits.watchRecheckMilliseconds = 300
+        server = try TestServer(limits: limits)
+        let accounts = (0..<20).map { _ in TestObjects.random().calculateHash() }
+        let entry = try server.store.put(TestObjects.random())
+        let results = Shared<[Hash: [Hash]]>([:])
+        let client = server.client()
+        for a in accounts {
+            Thread {
+                let listed = (try? client.list(a, .public, watch: 15_000)) ?? []
+                results.withLock { $0[a] = listed }
+            }.start()
+        }
+        for _ in 0..<300 where server.server.heldWatchCount < accounts.count { usleep(10_000) }
+        XCTAssertEqual(server.server.heldWatchCount, accounts.count)
+        // Requests still go through while the polls wait.
+        XCTAssertNotNil(try server.client().get(entry))
+        let t = seconds {
+            // Written behind the server's back: the polls' periodic look finds them.
+            for a in accounts { try? self.server.store.add(a, .public, entry) }
+            for _ in 0..<500 where results.value.count < accounts.count { usleep(10_000) }
+        }
+        XCTAssertEqual(results.value.count, accounts.count)
+        XCTAssertTrue(results.value.values.allSatisfy { $0 == [entry] })
+        XCTAssertLessThan(t, 5)
+    }
+
     func testLongPollTimesOutOnEmptyBox() throws {
         let a = Actors.carol.actor
         var listed: [Hash] = [TestObjects.random().calculateHash()]
