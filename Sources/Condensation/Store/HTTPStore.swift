@@ -65,6 +65,8 @@ public final class HTTPStore: Store {
 
     private let idle = Mutex<[HTTPConnection]>([])
     private let counters = HTTPCounters()
+    /// A signed request succeeded: the server has this actor's public key.
+    private let keyPublished = Atomic<Bool>(false)
 
     public init(url: String, keyPair: KeyPair? = nil, configuration: Configuration = .init()) throws(HTTPStoreURLError) {
         guard url.lowercased().hasPrefix("http://") else { throw .notHTTP(url) }
@@ -199,9 +201,31 @@ public final class HTTPStore: Store {
     /// One request with the protocol's retries: connection errors and 5xx answers are retried with
     /// backoff, other answers returned as they are. `signed` adds the signature headers when the
     /// store has a key pair (the body is signed too with `signBody`, as a modify requires).
+    ///
+    /// A signed request refused with 403 may only mean that the server does not have this actor's
+    /// public key yet (it checks signatures with the key it holds): the key is put, signed by
+    /// itself, and the request sent once more. This happens at most once per `HTTPStore`, so a
+    /// store that is new to this actor needs no separate "publish my key" step.
     public func request(_ method: String, _ path: String, headers: [(String, String)] = [], contentType: String? = nil,
                         body: [UInt8]? = nil, signed: Bool = false, signBody: Bool = false,
                         watchMilliseconds: Int = 0) throws(StoreError) -> HTTPResponse {
+        let response = try requestWithRetries(method, path, headers: headers, contentType: contentType, body: body,
+                                              signed: signed, signBody: signBody, watchMilliseconds: watchMilliseconds)
+        guard response.status == 403, signed, let keyPair, !keyPublished.load(ordering: .relaxed) else { return response }
+        let keyPath = "/objects/" + keyPair.actor.hex
+        if method == "PUT" && path == keyPath { return response }
+        let put = try requestWithRetries("PUT", keyPath, headers: [], contentType: "application/condensation-object",
+                                         body: keyPair.publicKey.object.bytes, signed: true, signBody: false,
+                                         watchMilliseconds: 0)
+        guard put.status == 200 || put.status == 204 else { return response }
+        keyPublished.store(true, ordering: .relaxed)
+        return try requestWithRetries(method, path, headers: headers, contentType: contentType, body: body,
+                                      signed: signed, signBody: signBody, watchMilliseconds: watchMilliseconds)
+    }
+
+    private func requestWithRetries(_ method: String, _ path: String, headers: [(String, String)], contentType: String?,
+                                    body: [UInt8]?, signed: Bool, signBody: Bool,
+                                    watchMilliseconds: Int) throws(StoreError) -> HTTPResponse {
         var attempt = 0
         while true {
             var all = headers
@@ -213,6 +237,7 @@ public final class HTTPStore: Store {
             let outcome = exchange(method, path, headers: all, body: body, watchMilliseconds: watchMilliseconds)
             switch outcome {
             case .success(let response) where response.status < 500 || attempt >= configuration.retries:
+                if response.status < 300, signed, keyPair != nil { keyPublished.store(true, ordering: .relaxed) }
                 return response
             case .failure(let error) where attempt >= configuration.retries:
                 throw .unreachable("\(method) \(url)\(path): \(error)")
