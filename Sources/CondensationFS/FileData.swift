@@ -261,13 +261,19 @@ final class FileData {
         size = newSize
     }
 
-    /// Turns unsaved pages into stored chunks. Afterwards the file has no pages.
+    /// Turns unsaved pages into stored chunks. Afterwards the file has no pages, except with
+    /// `keepTail` (a file still being written, chunked to bound memory): the bytes after the last
+    /// content-defined boundary stay in pages.
+    ///
+    /// Chunking stays canonical: a rewritten region starts at the start of the first chunk it
+    /// touches (for an append, the old last chunk), and goes on past its end until a cut falls on
+    /// an old boundary again. So no chunk ends where a buffer happened to fill up, and the same bytes
+    /// written in any block sizes, in any order, give the same chunks.
     @discardableResult
-    func materialize(_ ctx: ContentContext) throws(FSError) -> Bool {
+    func materialize(_ ctx: ContentContext, keepTail: Bool = false) throws(FSError) -> Bool {
         try loadList(ctx)
         if inline != nil { return true }  // inline content is only ever clean: writes turn it into pages
         let ps = UInt64(Self.pageSize)
-        // Regions to rewrite: dirty pages, the chunk cut by a truncation, widened to chunk boundaries.
         var regions: [(UInt64, UInt64)] = pages.keys.sorted().compactMap { k in
             let s = k * ps
             return s < size ? (s, min(s + ps, size)) : nil
@@ -279,11 +285,12 @@ final class FileData {
         regions = widen(regions.sorted { $0.0 < $1.0 })
         if regions.isEmpty && baseEnd == size && baseLimit >= baseEnd { return true }
 
+        let limit = min(baseEnd, baseLimit)
         var newChunks: [ChunkRef] = []
         var cover: UInt64 = 0
         var i = 0  // next base chunk to consider
         func keepBase(until end: UInt64) {
-            while i < base.count && baseOffsets[i] + base[i].length <= min(end, baseLimit) {
+            while i < base.count && baseOffsets[i] + base[i].length <= min(end, limit) {
                 if baseOffsets[i] >= cover {
                     newChunks.append(base[i])
                     cover = baseOffsets[i] + base[i].length
@@ -291,24 +298,25 @@ final class FileData {
                 i += 1
             }
         }
-        for (start, end) in regions {
+        var tail: UInt64?
+        for (s0, end) in regions where end > cover {
+            let start = max(s0, cover)
             keepBase(until: start)
-            if start > cover { newChunks.append(ChunkRef(length: start - cover, link: nil)); cover = start }
-            var buffer = [UInt8](repeating: 0, count: Int(end - start))
-            _ = try buffer.withMutableBytes { (b) throws(FSError) in try read(start, into: b, ctx) }
-            try buffer.withBytes { (b) throws(FSError) in
-                var offset = 0
-                while offset < b.count {
-                    let rest = UnsafeRawBufferPointer(rebasing: b[offset...])
-                    let length = ctx.chunker.nextBoundary(rest, isFinal: true)
-                    let piece = UnsafeRawBufferPointer(rebasing: rest[..<length])
-                    let link: HashAndKey? = Self.isZero(piece) ? nil : try ctx.storeChunk(piece)
-                    newChunks.append(ChunkRef(length: UInt64(length), link: link))
-                    offset += length
-                }
+            if start > cover { newChunks.append(ChunkRef(length: start - cover, link: nil)) }
+            let (stop, open) = try chunkRegion(start, end, keepTail: keepTail, ctx) { newChunks.append($0) }
+            cover = stop
+            if open {
+                tail = stop
+                break
             }
-            cover = end
-            while i < base.count && baseOffsets[i] < end { i += 1 }
+            while i < base.count && baseOffsets[i] < cover { i += 1 }
+        }
+        if let tail {
+            // Keep the pages holding the tail; the base now ends where the tail starts.
+            pages = pages.filter { ($0.key + 1) * ps > tail }
+            dirtyBytes = pages.values.reduce(0) { $0 + $1.count }
+            setBase(Self.mergeHoles(newChunks))
+            return true
         }
         keepBase(until: size)
         if size > cover { newChunks.append(ChunkRef(length: size - cover, link: nil)) }
@@ -318,13 +326,77 @@ final class FileData {
         return true
     }
 
-    /// Widens each region to the base chunks it touches and merges overlapping regions.
+    /// True if a valid base chunk starts at `offset`: chunking can stop there and keep the rest.
+    private func isBaseBoundary(_ offset: UInt64) -> Bool {
+        guard offset < min(baseEnd, baseLimit), !baseOffsets.isEmpty else { return false }
+        return baseOffsets[chunkIndex(offset)] == offset
+    }
+
+    /// Cuts the current content from `start` into chunks and stores them, a window at a time (a few
+    /// MiB of memory, whatever the region's size). Goes past `end` until a cut lands on a base
+    /// boundary or the end of the file. Returns where the chunks end, and whether a tail was left
+    /// (with `keepTail`, the bytes after the last boundary at the end of the file).
+    private func chunkRegion(_ start: UInt64, _ end: UInt64, keepTail: Bool, _ ctx: ContentContext,
+                             _ emit: (ChunkRef) -> Void) throws(FSError) -> (UInt64, Bool) {
+        let window = 4 * 1024 * 1024
+        var buffer = [UInt8](repeating: 0, count: window + Chunker.maximumSize)
+        var pos = start       // next byte to read
+        var filled = 0        // bytes read, not yet cut
+        var chunked = start   // where the emitted chunks end
+        while true {
+            let n = Int(min(UInt64(window), size - pos))
+            if n > 0 {
+                let at = filled
+                _ = try buffer.withMutableBytes { (b) throws(FSError) in
+                    try read(pos, into: UnsafeMutableRawBufferPointer(rebasing: b[at..<(at + n)]), ctx)
+                }
+                filled += n
+                pos += UInt64(n)
+            }
+            let isFinal = pos >= size && !keepTail
+            let used = filled
+            var resynced = false
+            let consumed = try buffer.withBytes { (b) throws(FSError) -> Int in
+                var offset = 0
+                while offset < used {
+                    let rest = UnsafeRawBufferPointer(rebasing: b[offset..<used])
+                    let length = ctx.chunker.nextBoundary(rest, isFinal: isFinal)
+                    if !isFinal && length == rest.count { break }  // the boundary depends on bytes not read yet
+                    let piece = UnsafeRawBufferPointer(rebasing: rest[..<length])
+                    emit(ChunkRef(length: UInt64(length), link: Self.isZero(piece) ? nil : try ctx.storeChunk(piece)))
+                    offset += length
+                    let at = chunked + UInt64(offset)
+                    if at >= end && isBaseBoundary(at) {
+                        resynced = true
+                        break
+                    }
+                }
+                return offset
+            }
+            chunked += UInt64(consumed)
+            if resynced || chunked >= size { return (chunked, false) }
+            if consumed > 0 {
+                buffer.withUnsafeMutableBytes { b in
+                    _ = memmove(b.baseAddress!, b.baseAddress! + consumed, filled - consumed)
+                }
+                filled -= consumed
+            }
+            if pos >= size && n == 0 && consumed == 0 { return (chunked, true) }  // the tail stays in pages
+        }
+    }
+
+    /// Widens each region to the base chunks it touches (an append takes the old last chunk with
+    /// it) and merges overlapping regions.
     private func widen(_ regions: [(UInt64, UInt64)]) -> [(UInt64, UInt64)] {
         var out: [(UInt64, UInt64)] = []
+        let limit = min(baseEnd, baseLimit)
         for (s0, e0) in regions {
             var s = s0, e = e0
-            let limit = min(baseEnd, baseLimit)
-            if s < limit { s = baseOffsets[chunkIndex(s)] }
+            if s < limit {
+                s = baseOffsets[chunkIndex(s)]
+            } else if s == limit && limit == baseEnd && limit > 0 {
+                s = baseOffsets[chunkIndex(limit - 1)]
+            }
             if e < limit, e > 0 {
                 let j = chunkIndex(e - 1)
                 e = min(baseOffsets[j] + base[j].length, size)

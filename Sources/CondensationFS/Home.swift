@@ -71,7 +71,7 @@ public struct VolumeOptions: Sendable {
     /// Seconds after the first unsaved change before a commit.
     public var commitInterval: Double = 5
     /// Bytes of unsaved file data kept in memory before it is chunked into the store.
-    public var writeBufferLimit: Int = 64 * 1024 * 1024
+    public var writeBufferLimit: Int = 32 * 1024 * 1024
 
     public init() {}
 }

@@ -98,7 +98,7 @@ extension Volume {
 
     func compact(_ n: Node) throws(FSError) {
         guard let f = n.file else { return }
-        if f.size <= UInt64(FileData.inlineLimit) { _ = try f.encode(ctx) } else { try f.materialize(ctx) }
+        if f.size <= UInt64(FileData.inlineLimit) { _ = try f.encode(ctx) } else { try f.materialize(ctx, keepTail: true) }
     }
 
     public func flush(_ ino: Inode, handle: UInt64) throws(FSError) {}

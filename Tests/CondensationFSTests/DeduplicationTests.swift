@@ -1,0 +1,60 @@
+import Condensation
+@testable import CondensationFS
+import Glibc
+import XCTest
+
+final class DeduplicationTests: XCTestCase {
+    private func chunkHashes(_ v: Volume, _ name: String) throws -> [Hash] {
+        try v.commit()
+        let content = v.lock.withLock { () -> StoredContent? in
+            let n = v.root.children?[name]
+            return n?.file?.stored ?? n?.storedContent
+        }
+        switch content {
+        case .chunks(let c)?: return c.compactMap { $0.link?.hash }
+        case .chunkList(let link, _)?:
+            let r = try ObjectReader(store: v.home.store).record(link)
+            return (r.child(EntryLabel.chunks)?.children ?? []).compactMap { ChunkRef(record: $0)?.link?.hash }
+        default: return []
+        }
+    }
+
+    /// The same bytes written in different block sizes, with memory pressure chunking them at
+    /// different moments, give the same chunks: no chunk ends where a buffer happened to fill up.
+    func testCopiesWrittenInOtherBlockSizesShareTheirChunks() throws {
+        let home = try temporaryHome(self)
+        var options = VolumeOptions()
+        options.writeBufferLimit = 2 << 20
+        let v = try home.openVolume(options: options)
+        var rng = SeededRandom(7)
+        let data = rng.bytes(12 << 20)
+        for (name, block) in [("one", 1 << 20), ("two", 128 << 10), ("three", 4096 * 3 + 7)] {
+            let ino = try v.create(1, name, mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
+            var offset = 0
+            while offset < data.count {
+                let n = min(block, data.count - offset)
+                _ = try data[offset..<(offset + n)].withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(offset), $0) }
+                offset += n
+            }
+        }
+        // Written backwards, as a writeback flush may order it.
+        let back = try v.create(1, "backwards", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
+        for k in stride(from: data.count / (1 << 20) - 1, through: 0, by: -1) {
+            _ = try data[(k << 20)..<((k + 1) << 20)].withUnsafeBytes { try v.write(back, handle: back, offset: UInt64(k << 20), $0) }
+        }
+        // Appended with a commit after each piece, as a log grows.
+        let log = try v.create(1, "appended", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
+        for k in 0..<4 {
+            let piece = data.count / 4
+            _ = try data[(k * piece)..<((k + 1) * piece)].withUnsafeBytes { try v.write(log, handle: log, offset: UInt64(k * piece), $0) }
+            try v.commit()
+        }
+        let one = try chunkHashes(v, "one")
+        XCTAssertGreaterThan(one.count, 12)
+        XCTAssertEqual(try chunkHashes(v, "two"), one)
+        XCTAssertEqual(try chunkHashes(v, "three"), one)
+        XCTAssertEqual(try chunkHashes(v, "backwards"), one)
+        XCTAssertEqual(try chunkHashes(v, "appended"), one)
+        XCTAssertEqual(try v.readFile(try v.lookup(1, "three").ino), data)
+    }
+}
