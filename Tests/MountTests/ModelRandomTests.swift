@@ -8,12 +8,14 @@ import XCTest
 /// and the trees must match every few hundred operations and after unmount and mount.
 ///
 /// Reproduce a failure with CDSFS_SEED=<seed> (printed at the start and in every failure);
-/// CDSFS_MODEL_OPS sets the number of operations (default 2400).
+/// CDSFS_MODEL_OPS sets the number of operations (default 2400), CDSFS_MODEL_CHECK_EVERY how often the trees
+/// are compared (default every 300 operations; 1 finds the operation that made them differ).
 final class ModelRandomTests: MountTestCase {
     func testRandomOperationsMatchANativeDirectory() throws {
         let env = ProcessInfo.processInfo.environment
         let seed = env["CDSFS_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64(UInt32.max))
         let count = env["CDSFS_MODEL_OPS"].flatMap { Int($0) } ?? 2400
+        let every = env["CDSFS_MODEL_CHECK_EVERY"].flatMap { Int($0) } ?? 300
         print("model test: seed \(seed), \(count) operations (repeat with CDSFS_SEED=\(seed))")
         try initHome()
         try mount()
@@ -36,7 +38,7 @@ final class ModelRandomTests: MountTestCase {
                 failed = true
                 break
             }
-            if (i + 1) % 300 == 0 {
+            if (i + 1) % every == 0 {
                 let diffs = treeDifferences(TreeSnapshot(model), TreeSnapshot(real), .allButTimes)
                 if !diffs.isEmpty {
                     XCTFail("seed \(seed), after operation \(i): trees differ:\n  \(diffs.prefix(30).joined(separator: "\n  "))\nlast operations:\n  \(run.history.suffix(25).joined(separator: "\n  "))")

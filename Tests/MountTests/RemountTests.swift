@@ -9,7 +9,8 @@ final class RemountTests: MountTestCase {
         try initHome()
         try mount()
         SampleTree.make(at: src, seed: 7)
-        sh("cp -a '\(src)/.' '\(mnt)/tree'")
+        // Copied with tar, not cp -a (which loses modes here: see testPosixACLXattrSetsTheModeOrIsRefused).
+        sh("mkdir '\(mnt)/tree' && tar --xattrs --xattrs-include='user.*' -C '\(src)' -cf - . | tar --xattrs --xattrs-include='user.*' -C '\(mnt)/tree' -xpf -")
         // Built directly on the mount as well: a large directory (paged), xattrs on a directory and a
         // symlink target with odd characters, and times set on the mount itself.
         py("""
@@ -54,6 +55,43 @@ final class RemountTests: MountTestCase {
         try remount()
         assertSameTree(before2, TreeSnapshot(mnt), .all, "second remount:")
         XCTAssertEqual(Files.readText(mnt + "/big-dir/entry-00007"), "xxxxxxx" + "appended\n")
+    }
+
+    /// A file changed in place (not just created) keeps the mtime that stat showed while mounted. With the
+    /// writeback cache the kernel owns mtime; if the daemon also stamps "now" on the WRITE that the kernel
+    /// sends at close, the committed time is later than the one the kernel reported.
+    func testRewrittenFileKeepsItsMtimeAcrossRemount() throws {
+        try initHome()
+        try mount()
+        sh("""
+        cd '\(mnt)'
+        for i in $(seq 1 10); do
+          printf 'xxxxxxxxxx' > f$i
+          printf 'y' | dd of=f$i bs=1 seek=3 conv=notrunc status=none
+          printf 'first' > g$i && printf 'second' > g$i
+        done
+        """)
+        let before = TreeSnapshot(mnt)
+        try remount()
+        let after = TreeSnapshot(mnt)
+        assertSameTree(before, after, .all, "files written twice:")
+        XCTAssertEqual(Files.readText(mnt + "/f1"), "xxxyxxxxxx")
+    }
+
+    /// A write by root (CAP_FSETID) keeps set-user-ID and set-group-ID bits, as on native filesystems; the
+    /// kernel clears them itself for other writers. Checked after remount, since the kernel's cached
+    /// attributes hide what the daemon recorded.
+    func testSetuidBitSurvivesAWriteByRoot() throws {
+        try initHome()
+        try mount()
+        let steps = """
+        printf 'hello' > prog && chmod 4755 prog && printf 'more' >> prog
+        printf 'hello' > sgid && chmod 2775 sgid && printf 'x' | dd of=sgid bs=1 seek=1 conv=notrunc status=none
+        stat -c '%n %a' prog sgid
+        """
+        sameSteps(steps, in: native, and: mnt)
+        try remount()
+        XCTAssertEqual(sh("stat -c '%n %a' prog sgid", cwd: mnt), "prog 4755\nsgid 2775\n", "after remount")
     }
 
     /// Within one mount, the paths of a hard link group share one inode and report the group's size as
