@@ -38,6 +38,19 @@ final class ModelRandomTests: MountTestCase {
                 failed = true
                 break
             }
+            if i == count / 2 {
+                // Halfway: close everything, unmount, mount, and go on from what the store kept.
+                run.closeAll()
+                let before = TreeSnapshot(real)
+                try remount()
+                let diffs = treeDifferences(before, TreeSnapshot(real), .allButTimes)
+                if !diffs.isEmpty {
+                    XCTFail("seed \(seed), remount halfway (after operation \(i)): the mount changed:\n  \(diffs.prefix(30).joined(separator: "\n  "))")
+                    failed = true
+                    break
+                }
+                run.history.append("(unmount and mount)")
+            }
             if (i + 1) % every == 0 {
                 let diffs = treeDifferences(TreeSnapshot(model), TreeSnapshot(real), .allButTimes)
                 if !diffs.isEmpty {
@@ -136,7 +149,7 @@ struct ModelRun {
             let n = ModelRun.names[Int.random(in: 0..<ModelRun.names.count, using: &r)]
             return d.isEmpty ? n : d + "/" + n
         }
-        let roll = int(0...99)
+        let roll = int(0...109)
         var kind = ""
         var text = ""
         var body: (String) -> [String]
@@ -222,6 +235,31 @@ struct ModelRun {
             let path = aFile(&rng)
             text = "read \(path)"
             body = { root in [ModelRun.readAll(root + "/" + path)] }
+        case 88..<93:
+            kind = "xattr"
+            let path = chance(0.8) ? existing(&rng) : dirs[int(0...(dirs.count - 1))]
+            let name = pick(["user.a", "user.b", "user.long-name-" + String(repeating: "n", count: 30)])
+            if chance(0.3) {
+                text = "removexattr \(path.isEmpty ? "." : path) \(name)"
+                body = { root in [errnoName(Xattr.lremovexattr(root + "/" + path, name) == 0 ? 0 : errno)] }
+            } else {
+                let value = chance(0.2) ? [] : rng.bytes(int(1...300))
+                let flags = pick([0, 0, 1, 2] as [Int32])  // XATTR_CREATE 1, XATTR_REPLACE 2
+                text = "setxattr \(path.isEmpty ? "." : path) \(name) \(value.count) bytes flags \(flags)"
+                body = { root in
+                    let r = value.withUnsafeBytes { Xattr.lsetxattr(root + "/" + path, name, $0.baseAddress, value.count, flags) }
+                    return [errnoName(r == 0 ? 0 : errno)]
+                }
+            }
+        case 93..<97:
+            kind = "rename2"
+            let from = existing(&rng)
+            let to = chance(0.6) ? existing(&rng) : newPath(&rng)
+            let flags: UInt32 = chance(0.5) ? 1 : 2  // RENAME_NOREPLACE, RENAME_EXCHANGE
+            text = "renameat2 \(from) → \(to) \(flags == 1 ? "NOREPLACE" : "EXCHANGE")"
+            body = { root in
+                [errnoName(Xattr.renameat2(AT_FDCWD, root + "/" + from, AT_FDCWD, root + "/" + to, flags) == 0 ? 0 : errno)]
+            }
         default:
             return heldStep(aFile(&rng))
         }
@@ -269,6 +307,9 @@ struct ModelRun {
                     guard fstat(fd, &st) == 0 else { return ["fstat " + errnoName(errno)] }
                     return ["size \(st.st_size) nlink \(st.st_nlink) mode \(String(st.st_mode, radix: 8))", ModelRun.readAll(fd: fd)]
                 }
+            case 7 where chance(0.3):
+                text = "held \(h.path): fsync"
+                results = h.fds.map { [errnoName(fsync($0) == 0 ? 0 : errno)] }
             case 7:
                 var st = stat()
                 _ = fstat(h.fds[0], &st)

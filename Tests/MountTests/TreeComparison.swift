@@ -21,6 +21,11 @@ enum Xattr {
     nonisolated(unsafe) static let lgetxattr = symbol("lgetxattr", Get.self)
     nonisolated(unsafe) static let lsetxattr = symbol("lsetxattr", Set.self)
     nonisolated(unsafe) static let setxattr = symbol("setxattr", Set.self)
+    typealias Remove = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Int32
+    nonisolated(unsafe) static let lremovexattr = symbol("lremovexattr", Remove.self)
+    /// renameat2(2) (glibc 2.28), for RENAME_NOREPLACE and RENAME_EXCHANGE.
+    typealias Rename2 = @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
+    nonisolated(unsafe) static let renameat2 = symbol("renameat2", Rename2.self)
 }
 
 struct TreeEntry: Equatable, CustomStringConvertible {
