@@ -28,6 +28,8 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
     /// When the oldest unsaved change was made (for the commit interval), nil when all is saved.
     var firstUnsavedChange: Timestamp?
     var closed = false
+    /// See `kernelCachesWrites`.
+    var kernelOwnsWriteTimes = false
     /// Files holding unsaved pages, and how many bytes those pages hold in all.
     var buffered: [Inode: Node] = [:]
     var bufferedBytes = 0
@@ -143,6 +145,8 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
         n.storedContent = nil
         return f
     }
+
+    public func kernelCachesWrites(_ on: Bool) { lock.withLock { kernelOwnsWriteTimes = on } }
 
     static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(0x2f) && !name.utf8.contains(0)

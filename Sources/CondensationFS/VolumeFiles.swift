@@ -59,11 +59,11 @@ extension Volume {
             guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .tooBig }
             if !fileData(n).isDirty && !n.dirty { summary.changed += 1 }
             try mutateFile(n) { (f) throws(FSError) in try f.write(offset, data, ctx) }
-            let now = Timestamp.now()
-            n.meta.mtime = now
-            n.meta.ctime = now
-            // Writing clears set-user-ID and set-group-ID, as the kernel does on local filesystems.
-            if n.meta.mode & 0o6000 != 0 { n.meta.mode &= ~0o6000 }
+            if !kernelOwnsWriteTimes {
+                let now = Timestamp.now()
+                n.meta.mtime = now
+                n.meta.ctime = now
+            }
             summary.bytes += UInt64(data.count)
             changed(n)
             return data.count
@@ -173,6 +173,9 @@ extension Volume {
         try lock.withLock { () throws(FSError) in
             try checkWritable()
             guard !name.isEmpty, name.utf8.count <= 255 else { throw .range }
+            // POSIX ACLs are not kept: refusing them makes cp -a, tar and rsync fall back to the mode
+            // bits, where storing them would look like success and leave the mode as it was.
+            if name.hasPrefix("system.posix_acl_") { throw .notSupported }
             guard value.count <= 64 * 1024 else { throw .tooBig }
             let n = try node(ino)
             let exists = n.meta.xattrs[name] != nil

@@ -49,6 +49,11 @@ public protocol VolumeOperations: AnyObject, Sendable {
 
     func statfs() -> FilesystemStatistics
 
+    /// The kernel's writeback cache is on: it owns mtime and ctime of written files (it sends them
+    /// with setattr when it flushes), and it clears set-user-ID bits itself where it must, so writes
+    /// must not touch either.
+    func kernelCachesWrites(_ on: Bool)
+
     /// `flags`: XATTR_CREATE (1), XATTR_REPLACE (2).
     func setxattr(_ ino: Inode, _ name: String, _ value: [UInt8], flags: Int32) throws(FSError)
     func getxattr(_ ino: Inode, _ name: String) throws(FSError) -> [UInt8]

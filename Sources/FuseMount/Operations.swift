@@ -412,6 +412,7 @@ func configureConnection(_ conn: UnsafeMutablePointer<fuse_conn_info>, _ ctx: Fu
     // knob is /sys/class/bdi/<dev>/read_ahead_kb, raised after the INIT reply (see FuseSession).
     conn.pointee.max_readahead = UInt32.max
     ctx.writeback.store(want & capable & UInt32(FUSE_CAP_WRITEBACK_CACHE) != 0, ordering: .releasing)
+    ctx.volume.kernelCachesWrites(ctx.writeback.load(ordering: .relaxed))
 
     ctx.note("FUSE \(conn.pointee.proto_major).\(conn.pointee.proto_minor) session started"
              + (ctx.writeback.load(ordering: .relaxed) ? ", writeback cache on" : ""))

@@ -56,6 +56,10 @@ struct MountCommand: ParsableCommand {
         let mountpointPath = absolutePath(mountpoint)
 
         if foreground {
+            // Two malloc arenas, not one per FUSE thread: page buffers are allocated by whichever
+            // thread the kernel picked and freed by the committer, and per-thread arenas kept
+            // that memory (peak RSS writing 1 GiB: 252 MB with the default, 146 MB with two).
+            _ = mallopt(M_ARENA_MAX, 2)
             let reporter = Reporter(readyFd: readyFd)
             if readyFd != nil { detach() }
             serve(homePath: homePath, mountpoint: mountpointPath, settings: settings, reporter: reporter)
