@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinux
 import Condensation
 import CondensationFS
 import FuseMount
@@ -59,7 +60,7 @@ struct MountCommand: ParsableCommand {
             // Two malloc arenas, not one per FUSE thread: page buffers are allocated by whichever
             // thread the kernel picked and freed by the committer, and per-thread arenas kept
             // that memory (peak RSS writing 1 GiB: 252 MB with the default, 146 MB with two).
-            _ = mallopt(M_ARENA_MAX, 2)
+            _ = clinux_limit_malloc_arenas(2)
             let reporter = Reporter(readyFd: readyFd)
             if readyFd != nil { detach() }
             serve(homePath: homePath, mountpoint: mountpointPath, settings: settings, reporter: reporter)
