@@ -182,6 +182,21 @@ public final class Syncer: @unchecked Sendable {
             return ("joined the group of \(message.sender.shortHex)", [])
         }
         guard theirs.secret == current.root.secret else { throw Discard(reason: "it belongs to another group") }
+        // Rollback and fork detection: a member's versions only move forward, and every version
+        // of one group descends from its first. An older version than this sender already sent
+        // (a replayed message, a store serving stale data) or an unrelated history is refused.
+        var state = home.syncState
+        let seenKey = "seen." + message.sender.hex
+        if let last = state.value(seenKey).flatMap({ Int64($0) }), version.revision < last {
+            Log.error("rollback: \(message.sender.shortHex) sent version \(version.link.hash.shortHex) of \(version.revision), older than \(last) it sent before")
+            throw Discard(reason: "rollback: older than a version this device already received from its sender")
+        }
+        if try Merger.nearestCommonAncestor(current.version, version, reader: reader) == nil {
+            Log.error("fork: version \(version.link.hash.shortHex) from \(message.sender.shortHex) shares no history with \(current.version.link.hash.shortHex)")
+            throw Discard(reason: "fork: its history shares no version with this device's")
+        }
+        state.set(seenKey, String(version.revision))
+        try state.save()
         if let volume {
             let (outcome, inv) = try volume.merge(version, members: theirs.members)
             return (outcome, inv)

@@ -94,3 +94,48 @@ final class SyncTests: XCTestCase {
         XCTAssertThrowsError(try Envelope.openPrivate(envelope, signer: a.keyPair.publicKey, keyPair: b.keyPair))
     }
 }
+
+extension SyncTests {
+    func testRolledBackAndForkedHistoriesAreRefused() throws {
+        let (a, b, remote) = try pair()
+        let sa = Syncer(home: a, remote: remote, volume: nil), sb = Syncer(home: b, remote: remote, volume: nil)
+        let va = try a.openVolume(options: VolumeOptions())
+        try va.writeFile(1, "one", [1])
+        try va.commit()
+        _ = try sa.push()
+        // Keep the message A sent for this version: a store could serve it again later.
+        let old = try remote.list(b.keyPair.actor, .messages)
+        let oldObjects = try old.map { try XCTUnwrap(try remote.get($0)) }
+        XCTAssertEqual(try sb.pull().0.merged.count, 1)
+        try va.writeFile(1, "two", [2])
+        try va.close()
+        _ = try sa.push()
+        XCTAssertEqual(try sb.pull().0.merged.count, 1)
+        // Replay: the older message comes back.
+        for (h, o) in zip(old, oldObjects) {
+            try remote.put(h, o)
+            try remote.add(b.keyPair.actor, .messages, h)
+        }
+        let (replayed, _) = try sb.pull()
+        XCTAssertEqual(replayed.discarded, 1, "a rolled-back version is refused")
+        let vb = try b.openVolume(options: VolumeOptions())
+        XCTAssertNotNil(try? vb.lookup(1, "two"))
+        try vb.close()
+
+        // Fork: A's box suddenly names a version with no history in common with B's.
+        let (head, secrets) = try a.readHead()
+        var objects: [(Hash, Object)] = []
+        var rootEntry = head.version.rootEntry
+        rootEntry.directory = DirectoryFormat.encode([], secrets: secrets, into: &objects)
+        let record = Version.record(revision: head.version.revision + 10, device: a.keyPair.actor, parents: [],
+                                    root: rootEntry, links: nil, summary: ChangeSummary())
+        let (object, link) = secrets.seal(record.object())
+        objects.append((link.hash, object))
+        var root = head.root
+        root.filesystem = link
+        _ = try a.publish(root: root, objects: objects, replacing: head.envelopes)
+        _ = try sa.push()
+        let (forked, _) = try sb.pull()
+        XCTAssertEqual(forked.discarded, 1, "an unrelated history is refused")
+    }
+}
