@@ -37,6 +37,7 @@ public final class FuseSession: @unchecked Sendable {
 
         context = FuseContext(volume: volume, readOnly: readOnly, log: options.log)
         contextPointer = Unmanaged.passRetained(context).toOpaque()
+        // From here on every property is set: if init throws, deinit runs and releases the context.
         LibfuseLog.install(options.log)
 
         var kernelOptions = ["fsname=" + FuseSession.escapeOption(options.fsname),
@@ -47,21 +48,18 @@ public final class FuseSession: @unchecked Sendable {
         if readOnly { kernelOptions.append("ro") }
 
         guard let args = cfuse_args_new() else {
-            Unmanaged<FuseContext>.fromOpaque(contextPointer).release()
             throw .session("out of memory")
         }
         defer { cfuse_args_free(args) }
         var arguments = ["cdsfs", "-o", kernelOptions.joined(separator: ",")]
         if options.debug { arguments.append("-d") }
         for argument in arguments where cfuse_args_add(args, argument) != 0 {
-            Unmanaged<FuseContext>.fromOpaque(contextPointer).release()
             throw .session("out of memory")
         }
 
         var ops = makeLowLevelOperations()
         LibfuseLog.clearLastError()
         guard let session = fuse_session_new(args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, contextPointer) else {
-            Unmanaged<FuseContext>.fromOpaque(contextPointer).release()
             throw .session(LibfuseLog.lastError() ?? "fuse_session_new failed")
         }
         self.session = session
@@ -70,7 +68,6 @@ public final class FuseSession: @unchecked Sendable {
         guard fuse_session_mount(session, self.mountpoint) == 0 else {
             fuse_session_destroy(session)
             self.session = nil
-            Unmanaged<FuseContext>.fromOpaque(contextPointer).release()
             throw .mountFailed(self.mountpoint, LibfuseLog.lastError() ?? "fuse_session_mount failed")
         }
         mounted = true
@@ -295,6 +292,7 @@ enum LibfuseLog {
     private struct State {
         var sink: (@Sendable (String) -> Void)?
         var lastError: String?
+        var pending = ""
     }
 
     private static let state = Mutex(State())
@@ -303,19 +301,34 @@ enum LibfuseLog {
         state.withLock { $0.sink = sink }
         cfuse_set_log_handler { level, message in
             guard let message else { return }
-            var text = String(cString: message)
-            while text.hasSuffix("\n") { text.removeLast() }
-            let sink = LibfuseLog.state.withLock { state in
+            // libfuse sometimes prints one line in several calls: collect until the newline.
+            let (line, sink) = LibfuseLog.state.withLock { state -> (String?, (@Sendable (String) -> Void)?) in
+                state.pending += String(cString: message)
+                guard state.pending.hasSuffix("\n") else { return (nil, state.sink) }
+                var text = state.pending
+                state.pending = ""
+                while text.hasSuffix("\n") { text.removeLast() }
                 if level.rawValue <= FUSE_LOG_ERR.rawValue {
                     state.lastError = text.hasPrefix("fuse: ") ? String(text.dropFirst(6)) : text
                 }
-                return state.sink
+                return (text, state.sink)
             }
-            if let sink { sink("libfuse: " + text) } else { writeStandardError(text) }
+            guard let line else { return }
+            if let sink { sink("libfuse: " + line) } else { writeStandardError(line) }
         }
     }
 
     static func clearLastError() { state.withLock { $0.lastError = nil } }
 
-    static func lastError() -> String? { state.withLock { $0.lastError } }
+    /// The last error line, including one still missing its newline.
+    static func lastError() -> String? {
+        state.withLock { state in
+            if !state.pending.isEmpty {
+                let text = state.pending.hasPrefix("fuse: ") ? String(state.pending.dropFirst(6)) : state.pending
+                state.pending = ""
+                state.lastError = text
+            }
+            return state.lastError
+        }
+    }
 }
