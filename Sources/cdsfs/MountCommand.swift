@@ -1,5 +1,4 @@
 import ArgumentParser
-import CLinux
 import Condensation
 import CondensationFS
 import FuseMount
@@ -24,12 +23,12 @@ struct MountCommand: ParsableCommand {
         at unmount (`cdsfs unmount MOUNTPOINT` or `fusermount3 -u MOUNTPOINT`).
 
         Options (-o, comma-separated):
-          ro                  read-only
-          allow_other         let other users in (root, or user_allow_other in /etc/fuse.conf)
-          commit_interval=S   seconds between a change and its commit (default 5)
-          debug               log every FUSE request
-          nosuid, nodev, noexec, noatime, sync, dirsync (and suid, dev, exec, atime, async, rw): \
-        kernel mount flags
+          ro                 read-only
+          allow_other        let other users in (needs root or user_allow_other)
+          commit_interval=S  seconds from a change to its commit (default 5)
+          debug              log every FUSE request
+          nosuid, nodev, noexec, noatime, sync, dirsync, and their opposites
+                             kernel mount flags
         """
     )
 
@@ -39,7 +38,7 @@ struct MountCommand: ParsableCommand {
     var foreground = false
 
     @Option(name: .customShort("o"), parsing: .singleValue,
-            help: ArgumentHelp("Mount options, comma-separated (see below).", valueName: "options"))
+            help: ArgumentHelp("Mount options, comma-separated (see above).", valueName: "options"))
     var options: [String] = []
 
     @Option(help: ArgumentHelp("Mount a past version read-only: a hash (or unique prefix) from `cdsfs log`, or a time (YYYY-MM-DD[THH:MM[:SS]] UTC).",
@@ -60,7 +59,7 @@ struct MountCommand: ParsableCommand {
             // Two malloc arenas, not one per FUSE thread: page buffers are allocated by whichever
             // thread the kernel picked and freed by the committer, and per-thread arenas kept
             // that memory (peak RSS writing 1 GiB: 252 MB with the default, 146 MB with two).
-            _ = clinux_limit_malloc_arenas(2)
+            _ = mallopt(M_ARENA_MAX, 2)
             let reporter = Reporter(readyFd: readyFd)
             if readyFd != nil { detach() }
             serve(homePath: homePath, mountpoint: mountpointPath, settings: settings, reporter: reporter)
