@@ -27,7 +27,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "cdsfs", dependencies: [
-            "Condensation", "CondensationFS", "FuseMount", "StoreServer",
+            "CLinux", "Condensation", "CondensationFS", "FuseMount", "StoreServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "cdsfs-bench", dependencies: ["Condensation"]),

@@ -5,4 +5,8 @@
 /// syncfs(2): flush every dirty page and inode of the filesystem holding `fd`.
 int clinux_syncfs(int fd);
 
+/// mallopt(M_ARENA_MAX, n): at most `n` malloc arenas for the whole process (malloc.h, which
+/// Swift's Glibc module does not import).
+int clinux_limit_malloc_arenas(int n);
+
 #endif
