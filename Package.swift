@@ -35,5 +35,6 @@ let package = Package(
         .testTarget(name: "CondensationFSTests", dependencies: ["CondensationFS"]),
         .testTarget(name: "MountTests", dependencies: ["Condensation"]),
         .testTarget(name: "ServerTests", dependencies: ["Condensation", "StoreServer"]),
+        .testTarget(name: "KeyTests", dependencies: ["Condensation"]),
     ]
 )

@@ -26,6 +26,9 @@ public final class Home: @unchecked Sendable {
         case notADirectory(String)
         case alreadyInitialized(String)
         case badKeyPair(String, String)
+        /// The key pair file is wrapped with a passphrase and none was given.
+        case passphraseNeeded(String)
+        case wrongPassphrase(String)
         case noStore(String)
         case noFilesystem(String)
         case store(String)
@@ -36,6 +39,9 @@ public final class Home: @unchecked Sendable {
             case .notADirectory(let p): return "\(p) is not a directory"
             case .alreadyInitialized(let p): return "\(p) is already a cdsfs home (it has a key pair); use another --home"
             case .badKeyPair(let p, let why): return "\(p) is not a usable key pair file (\(why))"
+            case .passphraseNeeded(let p):
+                return "\(p) is protected by a passphrase: set CDSFS_PASSPHRASE, give --passphrase-file FILE, or run on a terminal"
+            case .wrongPassphrase(let p): return "wrong passphrase for \(p)"
             case .noStore(let p): return "\(p) has no folder store; the home is damaged"
             case .noFilesystem(let p): return "the store at \(p) holds no readable filesystem for this device"
             case .store(let why): return why
@@ -77,8 +83,9 @@ public struct VolumeOptions: Sendable {
 }
 
 extension Home {
-    /// Opens an existing home.
-    public static func open(path: String) throws(Problem) -> Home {
+    /// Opens an existing home. `passphrase` is asked only if the key pair file is wrapped (nil: none
+    /// available).
+    public static func open(path: String, passphrase: () -> [UInt8]? = { nil }) throws(Problem) -> Home {
         guard FileSystem.exists(path) else { throw .missing(path) }
         guard FileSystem.isDirectory(path) else { throw .notADirectory(path) }
         let keyPath = path + "/key-pair"
@@ -86,14 +93,23 @@ extension Home {
         do { bytes = try FileSystem.read(keyPath, limit: 1 << 20) } catch { throw .badKeyPair(keyPath, "\(error)") }
         guard let bytes else { throw .missing(path) }
         let keyPair: KeyPair
-        do { keyPair = try KeyPair(fileBytes: bytes) } catch { throw .badKeyPair(keyPath, "\(error)") }
+        if WrappedKeyPair.isWrapped(bytes) {
+            guard let secret = passphrase() else { throw .passphraseNeeded(keyPath) }
+            do { keyPair = try WrappedKeyPair.unwrap(bytes, passphrase: secret) } catch {
+                if error == .wrongPassphrase { throw .wrongPassphrase(keyPath) }
+                throw .badKeyPair(keyPath, error.description)
+            }
+        } else {
+            do { keyPair = try KeyPair(fileBytes: bytes) } catch { throw .badKeyPair(keyPath, "\(error)") }
+        }
         guard let store = FolderStore.open(path + "/store") else { throw .noStore(path + "/store") }
         return Home(path: path, keyPair: keyPair, store: store)
     }
 
     /// Creates a new home: key pair, folder store, public card, and (unless the device is to join
-    /// an existing group) a first version holding an empty root directory.
-    public static func create(path: String, joining: Bool = false) throws(Problem) -> Home {
+    /// an existing group) a first version holding an empty root directory. With a `passphrase` the key
+    /// pair file is wrapped with it.
+    public static func create(path: String, joining: Bool = false, passphrase: [UInt8]? = nil) throws(Problem) -> Home {
         if FileSystem.exists(path + "/key-pair") { throw .alreadyInitialized(path) }
         if FileSystem.exists(path) && !FileSystem.isDirectory(path) { throw .notADirectory(path) }
         let keyPair = KeyPair.generate()
@@ -101,7 +117,8 @@ extension Home {
         do {
             try FileSystem.makeDirectories(path, mode: 0o700)
             let store = try FolderStore.create(path + "/store")
-            try FileSystem.writeAtomically(path + "/key-pair", keyPair.fileBytes, mode: 0o600, durable: true)
+            let file = try passphrase.map { try WrappedKeyPair.wrap(keyPair, passphrase: $0) } ?? keyPair.fileBytes
+            try FileSystem.writeAtomically(path + "/key-pair", file, mode: 0o600, durable: true)
             home = Home(path: path, keyPair: keyPair, store: store)
             try home.announce()
         } catch { throw .store("\(error)") }

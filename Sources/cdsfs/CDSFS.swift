@@ -19,16 +19,28 @@ struct CDSFS: ParsableCommand {
     )
 }
 
-/// The `--home` option every command shares.
+/// The `--home` option every command shares, and where the key pair's passphrase comes from.
 struct HomeOption: ParsableArguments {
     @Option(name: .long, help: "The device's home directory (default: $CDSFS_HOME or ~/.local/share/cdsfs).")
     var home: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "If the key pair is protected by a passphrase: read it from the first line of FILE (else $CDSFS_PASSPHRASE is used, else it is asked for on the terminal).",
+        valueName: "file"))
+    var passphraseFile: String?
 
     var path: String { Home.resolvePath(home) }
 
     /// Opens the home or ends the command with one line saying what to do.
     func open() -> Home {
-        do { return try Home.open(path: path) } catch { fail(error.description) }
+        do { return try Home.open(path: path, passphrase: { passphrase() }) } catch { fail(error.description) }
+    }
+
+    /// The passphrase of the home's key pair: $CDSFS_PASSPHRASE, else --passphrase-file, else asked on
+    /// the terminal when standard input is one; nil if none of them.
+    func passphrase() -> [UInt8]? {
+        Passphrase.fromEnvironment() ?? passphraseFile.map(Passphrase.read(file:))
+            ?? Passphrase.ask("Passphrase for \(path)/key-pair: ")
     }
 }
 

@@ -19,13 +19,22 @@ struct InitCommand: ParsableCommand {
     @OptionGroup var home: HomeOption
     @Option(help: "A remote store to join a group through (http://HOST:PORT or file:///PATH).") var remote: String?
     @Option(help: "Only join the group of this device (its actor id).") var join: String?
+    @Flag(help: "Protect the key pair file with a passphrase: $CDSFS_PASSPHRASE, --passphrase-file, or asked twice on the terminal.")
+    var passphrase = false
 
     func run() throws {
         let path = home.path
         if join != nil && remote == nil { fail("--join needs --remote URL") }
         if let join, Hash(hex: join) == nil { fail("--join \(join) is not an actor id (64 hex digits)") }
         let created: Home
-        do { created = try Home.create(path: path, joining: remote != nil) } catch { fail(error.description) }
+        var secret: [UInt8]?
+        if passphrase || home.passphraseFile != nil {
+            if FileSystem.exists(path + "/key-pair") { fail(Home.Problem.alreadyInitialized(path).description) }
+            secret = Passphrase.new(environment: "CDSFS_PASSPHRASE", file: home.passphraseFile,
+                                    prompt: "Passphrase for \(path)/key-pair: ",
+                                    missing: "--passphrase: set CDSFS_PASSPHRASE, give --passphrase-file FILE, or run on a terminal")
+        }
+        do { created = try Home.create(path: path, joining: remote != nil, passphrase: secret) } catch { fail(error.description) }
         if let remote {
             let store = orFail("the remote \(remote)") { try openRemote(remote, created) }
             var settings = created.settings

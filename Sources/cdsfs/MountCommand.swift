@@ -46,6 +46,8 @@ struct MountCommand: ParsableCommand {
     var at: String?
 
     @Option(help: .hidden) var readyFd: Int32?
+    /// The key pair's passphrase, from the parent (never on a command line, nor in the environment).
+    @Option(help: .hidden) var passphraseFd: Int32?
 
     @Argument(help: "An empty directory to mount the folder at.") var mountpoint: String
 
@@ -86,10 +88,25 @@ struct MountCommand: ParsableCommand {
         guard makePipe(&fds) else { fail("cannot create a pipe: \(String(cString: strerror(errno)))") }
         let (readEnd, writeEnd) = (fds[0], fds[1])
         let childFd: Int32 = 3
+        // A wrapped key pair: the passphrase is asked here (the mount process has no terminal) and
+        // handed over through a pipe on descriptor 4; the child's environment goes without it.
+        let passphraseFd: Int32 = 4
+        var passphrasePipe: Int32?
+        if let file = try? FileSystem.read(homePath + "/key-pair", limit: 1 << 20), WrappedKeyPair.isWrapped(file) {
+            guard let secret = home.passphrase() else { fail(Home.Problem.passphraseNeeded(homePath + "/key-pair").description) }
+            var p: [Int32] = [0, 0]
+            guard makePipe(&p) else { fail("cannot create a pipe: \(String(cString: strerror(errno)))") }
+            // At most 4 KiB: it fits in the pipe at once, so this cannot block.
+            _ = secret.withUnsafeBytes { write(p[1], $0.baseAddress, $0.count) }
+            close(p[1])
+            passphrasePipe = p[0]
+        }
+        defer { if let passphrasePipe { close(passphrasePipe) } }
 
         var arguments = ["cdsfs", "mount", "--home", homePath, "--foreground", "--ready-fd", String(childFd)]
         if !options.isEmpty { arguments += ["-o", options.joined(separator: ",")] }
         if let at { arguments += ["--at", at] }
+        if passphrasePipe != nil { arguments += ["--passphrase-fd", String(passphraseFd)] }
         arguments += ["--", mountpoint]
 
         var actions = posix_spawn_file_actions_t()
@@ -99,6 +116,7 @@ struct MountCommand: ParsableCommand {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, childFd)  // dup2 clears close-on-exec
+        if let passphrasePipe { posix_spawn_file_actions_adddup2(&actions, passphrasePipe, passphraseFd) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -113,8 +131,15 @@ struct MountCommand: ParsableCommand {
 
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var environment: [UnsafeMutablePointer<CChar>?] = []
+        var e = environ
+        while let entry = e.pointee {
+            if passphrasePipe == nil || strncmp(entry, "CDSFS_PASSPHRASE=", 17) != 0 { environment.append(entry) }
+            e += 1
+        }
+        environment.append(nil)
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, environ)
+        let spawned = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, environment)
         close(writeEnd)
         guard spawned == 0 else { fail("cannot start the mount process: \(String(cString: strerror(spawned)))") }
 
@@ -177,6 +202,20 @@ struct MountCommand: ParsableCommand {
 
     // MARK: - The mount process
 
+    /// The passphrase the parent wrote into the pipe at `fd` (which is closed then).
+    func readPassphrase(_ fd: Int32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count <= Passphrase.maximumLength {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        close(fd)
+        return bytes
+    }
+
     /// A background mount process leaves the caller's session and working directory.
     func detach() {
         signal(SIGPIPE, SIG_IGN)  // the parent may have given up waiting
@@ -186,7 +225,9 @@ struct MountCommand: ParsableCommand {
 
     func serve(homePath: String, mountpoint: String, settings: MountSettings, reporter: Reporter) -> Never {
         let h: Home
-        do { h = try Home.open(path: homePath) } catch { reporter.fail(error.description) }
+        do { h = try Home.open(path: homePath, passphrase: { passphraseFd.map(readPassphrase) ?? home.passphrase() }) } catch {
+            reporter.fail(error.description)
+        }
 
         // From here on the home exists: a background mount logs to HOME/mount.log.
         if reporter.isBackground {
