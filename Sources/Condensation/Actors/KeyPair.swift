@@ -39,7 +39,9 @@ public struct KeyPair: Sendable {
         do { publicKey = try PublicKey(object: Object(bytes: Array(pkBytes))) } catch { throw .badPublicKey }
         let rsa: RSAKey
         do { rsa = try RSAKey.private(e: Array(e), p: Array(p), q: Array(q)) } catch { throw .badPrivateKey }
-        guard rsa.n == publicKey.rsa.n, rsa.e == publicKey.rsa.e else { throw .keysDoNotMatch }
+        // A modulus too large to read back (`RSAKey.n` is [] beyond 8192 bits) cannot be shown to match.
+        let n = rsa.n
+        guard !n.isEmpty, n == publicKey.rsa.n, rsa.e == publicKey.rsa.e else { throw .keysDoNotMatch }
         self.rsa = rsa
         self.publicKey = publicKey
     }
