@@ -35,6 +35,7 @@ let package = Package(
         .testTarget(name: "CondensationFSTests", dependencies: ["CondensationFS"]),
         .testTarget(name: "MountTests", dependencies: ["Condensation"]),
         .testTarget(name: "ServerTests", dependencies: ["Condensation", "StoreServer"]),
+        .testTarget(name: "SyncTests", dependencies: ["Condensation"]),
         .testTarget(name: "KeyTests", dependencies: ["Condensation"]),
     ]
 )
