@@ -100,6 +100,15 @@ final class MountBadInputTests: MountTestCase {
         } else {
             assertOneLineFailure(r, "the same home mounted twice")
         }
+        // Unmounting while a program works inside: refused in one line, the mount stays.
+        let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        let user = try ChildProcess("sleep", ["30"], cwd: mnt, stdout: devNull, stderr: devNull)
+        usleep(300_000)
+        r = cdsfs(["unmount", mnt], timeout: 60)
+        assertOneLineFailure(r, "unmounting a busy folder")
+        XCTAssert(Mounts.isMounted(mnt), "a refused unmount unmounted anyway")
+        user.killGroup()
+        close(devNull)
         // The first mount still works.
         Files.write(mnt + "/ok", "ok")
         XCTAssertEqual(Files.readText(mnt + "/ok"), "ok")
