@@ -54,14 +54,19 @@ public final class BackgroundSync: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    /// Stops both loops; a long poll in flight ends at its timeout at the latest.
+    /// Stops both loops. Waits for the pusher (a push in flight finishes), not for the puller: a
+    /// long poll in flight would hold an unmount for up to its full length. The puller ends when its
+    /// poll returns; a merge it attempts after the volume closed fails harmlessly.
     public func stop() {
         syncer.volume?.setOnCommit(nil)
         pthread_mutex_lock(&mutex)
         stopped = true
         pthread_cond_broadcast(&condition)
         pthread_mutex_unlock(&mutex)
-        for t in threads { pthread_join(t, nil) }
+        if threads.count == 2 {
+            pthread_join(threads[0], nil)
+            pthread_detach(threads[1])
+        }
         threads = []
     }
 
@@ -126,7 +131,7 @@ public final class BackgroundSync: @unchecked Sendable {
                 let (report, invalidations) = try syncer.pull(wait: canWatch ? pollMilliseconds : 0)
                 for line in report.merged { Log.info("pulled: \(line)") }
                 if !invalidations.isEmpty { invalidate(invalidations) }
-                if !report.merged.isEmpty { requestPush() }
+                if report.merged.contains(where: { $0 != "up to date" }) { requestPush() }
                 backoff = 1
                 if !canWatch { guard sleep(1, untilPush: false) else { return } }
             } catch {

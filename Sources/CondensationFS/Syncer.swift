@@ -46,6 +46,12 @@ public final class Syncer: @unchecked Sendable {
         let entries = try local.list(actor, .private)
         guard !entries.isEmpty else { return report }
         var state = home.syncState
+        // Nothing new since the last push: no transfer, no messages. (Pushing anyway made two idle
+        // devices answer each other's messages forever.)
+        if state.value("pushed") == entries.map(\.hex).sorted().joined(separator: ","),
+           Set(try remote.list(actor, .private)) == Set(entries) {
+            return report
+        }
         for e in entries {
             let t = try TreeTransfer.transfer(e, from: local, to: remote, progress: progress)
             report.objects += t.objectsTransferred
@@ -77,7 +83,7 @@ public final class Syncer: @unchecked Sendable {
             report.messagesSent += 1
         }
         try remote.modify(m)
-        state.set("pushed", entries.map(\.hex).joined(separator: ","))
+        state.set("pushed", entries.map(\.hex).sorted().joined(separator: ","))
         state.set("pushed-version", head.version.link.hash.hex)
         state.set("last-push", String(nowMilliseconds()))
         try state.save()

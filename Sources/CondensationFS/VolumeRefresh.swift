@@ -27,9 +27,11 @@ extension Volume {
             let description: String
             switch outcome {
             case .upToDate:
-                if members.isEmpty { return ("up to date", []) }
+                var merged = head.root
+                merged.mergeMembers(members)
+                if merged.members == head.root.members { return ("up to date", []) }
                 version = head.version
-                description = "up to date"
+                description = "up to date; group members updated"
             case .fastForward(let v):
                 version = v
                 description = "fast-forward to \(v.link.hash.shortHex)"

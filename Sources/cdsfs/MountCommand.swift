@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinux
 import Condensation
 import CondensationFS
 import FuseMount
@@ -61,7 +62,7 @@ struct MountCommand: ParsableCommand {
             // Two malloc arenas, not one per FUSE thread: page buffers are allocated by whichever
             // thread the kernel picked and freed by the committer, and per-thread arenas kept
             // that memory (peak RSS writing 1 GiB: 252 MB with the default, 146 MB with two).
-            _ = mallopt(M_ARENA_MAX, 2)
+            _ = clinux_limit_malloc_arenas(2)
             let reporter = Reporter(readyFd: readyFd)
             if readyFd != nil { detach() }
             serve(homePath: homePath, mountpoint: mountpointPath, settings: settings, reporter: reporter)
@@ -270,6 +271,17 @@ struct MountCommand: ParsableCommand {
         if let interval = settings.commitInterval { volumeOptions.commitInterval = interval }
         if let at {
             do { volumeOptions.version = try h.resolveVersion(at) } catch { reporter.fail("--at \(at): \(error)") }
+        }
+        if !readOnly, (try? h.currentVersion()) == nil, let url = h.remotes.first {
+            // A device that joined a group and has not received its folder yet: pull it first.
+            Log.info("no filesystem yet; pulling the group's from \(url)")
+            do {
+                let syncer = Syncer(home: h, remote: try openRemote(url, h), volume: nil)
+                for _ in 0..<3 where (try? h.currentVersion()) == nil { _ = try syncer.pull(wait: 5_000) }
+            } catch { reporter.fail("cannot reach \(url) to receive the group's folder: \(error)") }
+            if (try? h.currentVersion()) == nil {
+                reporter.fail("this device has not been added to a group yet: on a device of the group run `cdsfs group add \(h.keyPair.actor.hex)`, then mount again")
+            }
         }
         let volume: Volume
         do { volume = try h.openVolume(options: volumeOptions) } catch { reporter.fail("\(error)") }
