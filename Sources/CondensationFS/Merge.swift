@@ -101,12 +101,12 @@ public struct Merger {
         let baseEntries = try entries(base?.directory)
         let winnerEntries = try entries(winner.directory)
         let loserEntries = try entries(loser.directory)
-        var result: [String: Record] = [:]
+        var result: [Name: Record] = [:]
         var names = Set(winnerEntries.keys)
         names.formUnion(loserEntries.keys)
         names.formUnion(baseEntries.keys)
-        var conflictCopies: [(String, Record)] = []
-        for name in names.sorted(by: Metadata.byteOrder) {
+        var conflictCopies: [(Name, Record)] = []
+        for name in names.sorted(by: { Metadata.byteOrder($0.string, $1.string) }) {
             let b = baseEntries[name], w = winnerEntries[name], l = loserEntries[name]
             if w == l { result[name] = w; continue }
             if w == b { result[name] = l; continue }
@@ -120,7 +120,7 @@ public struct Merger {
             if let we, let le, we.metadata.isDirectory, le.metadata.isDirectory, we.hardLink == nil {
                 let be = b.flatMap(StoredEntry.init(record:)).flatMap { $0.metadata.isDirectory ? $0 : nil }
                 let merged = try mergeDirectoryEntry(base: be, winner: we, loser: le, loserLabel: loserLabel)
-                var r = Record(text: name)
+                var r = Record(text: name.string)
                 merged.write(to: &r)
                 result[name] = r
                 continue
@@ -129,32 +129,32 @@ public struct Merger {
             conflictCopies.append((name, l))
         }
         for (name, record) in conflictCopies {
-            var copyName = "\(name) (conflict \(loserLabel))"
+            var copyName = "\(name.string) (conflict \(loserLabel))"
             var n = 2
-            while result[copyName] != nil {
-                copyName = "\(name) (conflict \(loserLabel) \(n))"
+            while result[Name(copyName)] != nil {
+                copyName = "\(name.string) (conflict \(loserLabel) \(n))"
                 n += 1
             }
             var r = Record(text: copyName)
             r.children = record.children
-            result[copyName] = r
+            result[Name(copyName)] = r
             conflicts.append(copyName)
         }
         var merged = winner
-        let sorted = result.keys.sorted(by: Metadata.byteOrder).compactMap { result[$0] }
+        let sorted = result.keys.sorted { Metadata.byteOrder($0.string, $1.string) }.compactMap { result[$0] }
         merged.directory = DirectoryFormat.encode(sorted, secrets: secrets, into: &objects)
         merged.subdirectories = UInt64(sorted.filter { StoredEntry(record: $0)?.metadata.isDirectory == true }.count)
         return merged
     }
 
     /// A directory's entries by name (the name node with its field children).
-    private func entries(_ link: HashAndKey?) throws(FSError) -> [String: Record] {
+    private func entries(_ link: HashAndKey?) throws(FSError) -> [Name: Record] {
         guard let link else { return [:] }
-        var out: [String: Record] = [:]
+        var out: [Name: Record] = [:]
         for e in try DirectoryFormat.decode(link, reader: reader) {
             var fields = Record(bytes: e.bytes)
             fields.children = e.children
-            out[e.text] = fields
+            out[Name(e.text)] = fields
         }
         return out
     }

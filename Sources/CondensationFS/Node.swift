@@ -18,7 +18,7 @@ final class Node {
 
     // Directories
     /// Loaded entries; nil until first needed.
-    var children: [String: Node]?
+    var children: DirectoryEntries?
     /// The stored directory object as last loaded or committed; valid as the encoding while not dirty.
     var directoryLink: HashAndKey?
     /// Subdirectories of a directory not yet loaded, as its entry recorded them.

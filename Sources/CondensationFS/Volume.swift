@@ -79,7 +79,7 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
             return
         }
         let entries = try DirectoryFormat.decode(link, reader: ctx.reader)
-        var children: [String: Node] = [:]
+        var children = DirectoryEntries()
         children.reserveCapacity(entries.count)
         for e in entries {
             let name = e.text

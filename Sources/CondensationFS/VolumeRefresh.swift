@@ -79,20 +79,20 @@ extension Volume {
             dir.dirty = false
         }
         guard let children = dir.children, link != dir.directoryLink || link == nil else { return }
-        var entries: [String: StoredEntry] = [:]
+        var entries: [Name: StoredEntry] = [:]
         if let link {
             for e in try DirectoryFormat.decode(link, reader: ctx.reader) {
                 guard let stored = StoredEntry(record: e) else {
                     Log.error("directory \(link.hash.hex) has a malformed entry")
                     throw .io
                 }
-                entries[e.text] = stored
+                entries[Name(e.text)] = stored
             }
         }
-        var updated: [String: Node] = [:]
+        var updated = DirectoryEntries()
         updated.reserveCapacity(entries.count)
         for (name, old) in children {
-            guard let entry = entries[name], sameKind(old, entry) else {
+            guard let entry = entries[Name(name)], sameKind(old, entry) else {
                 drop(old)
                 out.append(.entry(parent: dir.ino, name: name))
                 continue
@@ -116,9 +116,9 @@ extension Volume {
             }
             updated[name] = old
         }
-        for (name, entry) in entries where updated[name] == nil {
-            updated[name] = try makeNode(entry, parent: dir)
-            out.append(.entry(parent: dir.ino, name: name))
+        for (name, entry) in entries where updated[name.string] == nil {
+            updated[name.string] = try makeNode(entry, parent: dir)
+            out.append(.entry(parent: dir.ino, name: name.string))
         }
         dir.children = updated
     }

@@ -13,7 +13,7 @@ struct CDSFS: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            InitCommand.self, Mount.self, Unmount.self, LogCommand.self, FsckCommand.self, GCCommand.self,
+            InitCommand.self, MountCommand.self, UnmountCommand.self, LogCommand.self, FsckCommand.self, GCCommand.self,
             KeyCommand.self, RemoteCommand.self, GroupCommand.self, SyncCommand.self, StatusCommand.self, ServeCommand.self,
         ]
     )

@@ -500,5 +500,5 @@ func monotonicSeconds() -> Double {
 }
 
 /// The names the command list may use.
-typealias Mount = MountCommand
-typealias Unmount = UnmountCommand
+
+

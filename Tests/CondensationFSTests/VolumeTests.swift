@@ -138,3 +138,24 @@ final class VolumeTests: XCTestCase {
         XCTAssertEqual(try History(home: home).versions(from: home.currentVersion()).count, 1)
     }
 }
+
+extension VolumeTests {
+    /// Linux compares names as bytes: two spellings of "é" are two files, and stay two after a
+    /// commit and a merge.
+    func testNamesAreComparedAsBytes() throws {
+        let home = try temporaryHome(self)
+        let composed = "caf\u{e9}", decomposed = "cafe\u{301}"
+        XCTAssertEqual(composed, decomposed, "Swift calls them equal; the filesystem must not")
+        do {
+            let v = try home.openVolume(options: VolumeOptions())
+            try v.writeFile(1, composed, [1])
+            try v.writeFile(1, decomposed, [2])
+            XCTAssertEqual(try v.names(1).count, 2)
+            try v.close()
+        }
+        let v = try home.openVolume(options: VolumeOptions())
+        XCTAssertEqual(try v.names(1).count, 2)
+        XCTAssertEqual(try v.readFile(try v.lookup(1, composed).ino), [1])
+        XCTAssertEqual(try v.readFile(try v.lookup(1, decomposed).ino), [2])
+    }
+}
