@@ -573,6 +573,8 @@ class SyncTestCase: XCTestCase {
             for d in devices {
                 if let log = Files.readText(d.home + "/mount.log") {
                     let lines = log.split(separator: "\n")
+                    let fatal = lines.filter { $0.contains("Fatal error") || $0.contains("crashed") }
+                    if !fatal.isEmpty { print("--- \(d.name) CRASHED:\n" + fatal.joined(separator: "\n")) }
                     print("--- \(d.name): \(d.home)/mount.log (\(lines.count) lines, last 40):\n"
                           + lines.suffix(40).joined(separator: "\n"))
                 }
@@ -634,6 +636,8 @@ class SyncTestCase: XCTestCase {
         if mount {
             try self.mount(a)
             try self.mount(b)
+            usleep(500_000)  // each has pulled what waited in its in-queue
+            try requireAlive(a, b)
         }
         return (a, b)
     }
@@ -706,11 +710,28 @@ class SyncTestCase: XCTestCase {
         return String(first.prefix(64))
     }
 
+    /// Whether the daemon serving `d`'s mount still runs (HOME/mount.pid names a live process).
+    func daemonAlive(_ d: Device) -> Bool {
+        guard let text = Files.readText(d.home + "/mount.pid"),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return false }
+        return Mounts.isAlive(pid)
+    }
+
+    /// Throws when the mount daemon of any of `devices` has died (a crash), naming the log's last error.
+    func requireAlive(_ devices: Device...) throws {
+        for d in devices where !daemonAlive(d) {
+            let fatal = mountLog(d).split(separator: "\n").first { $0.contains("Fatal error") || $0.contains("error:") }
+            throw StopTest("the mount daemon of \(d) is gone: \(fatal.map(String.init) ?? "see \(d.home)/mount.log")")
+        }
+    }
+
     /// Waits until `b`'s newest version is `a`'s (and stays so for a moment), without looking into
     /// the mounts: what the devices hold, not what the kernel shows. The seconds it took, or nil.
-    func waitForSameHead(_ a: Device, _ b: Device, timeout: Double) -> Double? {
+    /// Throws if a mount daemon dies meanwhile.
+    func waitForSameHead(_ a: Device, _ b: Device, timeout: Double) throws -> Double? {
         var settled = 0
-        return waitUntil(timeout, interval: 0.5) {
+        return try waitUntil(timeout, interval: 0.5) {
+            try requireAlive(a, b)
             let ha = head(a)
             if ha != nil && ha == head(b) { settled += 1 } else { settled = 0 }
             return settled >= 3

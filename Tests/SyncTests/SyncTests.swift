@@ -26,6 +26,7 @@ final class SyncTests: SyncTestCase {
                 return last == expect
             }
             guard let took else {
+                try requireAlive(a, b)
                 XCTFail("\(name): `\(script)` on \(writer) did not show in the shell in \(reader.cwd) within 8 s; "
                         + "`\(check)` printed:\n\(last)\nexpected:\n\(expect)")
                 return
@@ -199,7 +200,7 @@ final class SyncTests: SyncTestCase {
         // Wait on the versions, not on B's mount: a look at big.bin while only part of it had arrived
         // would leave the kernel with that size (see testChangesReachAShellInsideTheOtherMount).
         sleep(2)
-        guard waitForSameHead(a, b, timeout: 300) != nil else { throw StopTest("B did not reach A's version within 300 s") }
+        guard try waitForSameHead(a, b, timeout: 300) != nil else { throw StopTest("B did not reach A's version within 300 s") }
         metric("200 MB: A's cp start → B holds A's version", seconds(now() - start))
         let onB = try sh("stat -c %s '\(b.mnt)/big.bin'; sha256sum < '\(b.mnt)/big.bin' | cut -d' ' -f1", timeout: 300)
         XCTAssertEqual(onB, "\(size)\n\(sum)\n", "B's copy of big.bin (size, SHA-256)")
@@ -236,7 +237,7 @@ final class SyncTests: SyncTestCase {
         } else {
             XCTFail("B's mount did not show the one-byte change within 30 s")
         }
-        XCTAssertNotNil(waitForSameHead(a, b, timeout: 30), "B did not reach A's version after the change")
+        XCTAssertNotNil(try waitForSameHead(a, b, timeout: 30), "B did not reach A's version after the change")
         sleep(2)  // what follows the change (B's push of its merge, if any) counts too
         let lines = Array(server.requestLines().dropFirst(mark))
         let received = Server.bytesIn(lines)
@@ -247,6 +248,7 @@ final class SyncTests: SyncTestCase {
         let puts = lines.filter { $0.contains(" PUT /objects/") }
         metric("1-byte change: server received", "\(received) B in \(lines.count) requests (\(puts.count) object puts, "
                + "\(Server.bytesIn(puts)) B of them); objects/ grew by \(grown) B")
+        metric("1-byte change: object puts (bytes in)", puts.map { "\(Server.bytesIn([$0]))" }.joined(separator: ", "))
         XCTAssertLessThan(received, 2 * 1024 * 1024, "the server received \(received) B for a one-byte change")
         XCTAssertLessThan(grown, 2 * 1024 * 1024, "the server's objects grew by \(grown) B for a one-byte change")
 
@@ -274,7 +276,8 @@ final class SyncTests: SyncTestCase {
         defer { if !cp.hasExited { cp.killGroup() } }
         let start = now()
         var grown = 0
-        let reached = waitUntil(240, interval: 0.1) {
+        let reached = try waitUntil(240, interval: 0.1) {
+            try requireAlive(a, b)
             grown = server.objectBytes() - before
             return grown >= 50 * 1024 * 1024
         }
@@ -289,7 +292,7 @@ final class SyncTests: SyncTestCase {
         XCTAssertEqual(cp.status, 0, "cp into A's mount: \(Files.readText(root + "/logs/cp.log") ?? "")")
 
         sleep(2)  // A's last commit
-        guard waitForSameHead(a, b, timeout: 300) != nil else {
+        guard try waitForSameHead(a, b, timeout: 300) != nil else {
             throw StopTest("B did not reach A's version within 300 s of the restart")
         }
         metric("300 MB after the restart: B holds A's version", seconds(now() - restarted))
@@ -418,7 +421,7 @@ final class SyncTests: SyncTestCase {
             ln -s ZKtargetTapir1732 ZKlinkName9001
             """, cwd: a.mnt)
         sleep(2)  // committed
-        guard waitForSameHead(a, b, timeout: 20) != nil else { throw StopTest("B did not reach A's version within 20 s") }
+        guard try waitForSameHead(a, b, timeout: 20) != nil else { throw StopTest("B did not reach A's version within 20 s") }
         XCTAssertEqual(tree(b.mnt), tree(a.mnt), "B's mount shows A's files")
         let stored = server.objectBytes()
         XCTAssertGreaterThan(stored, 1_000_000, "the server holds the data (\(stored) B)")
