@@ -66,7 +66,9 @@ public struct Merger {
 
     /// The common ancestor closest to `b`, walking breadth-first; nil if the histories are unrelated.
     static func nearestCommonAncestor(_ a: Version, _ b: Version, reader: ObjectReader) throws(FSError) -> Version? {
-        var loaded: [Hash: Version] = [a.link.hash: a, b.link.hash: b]
+        // Not a literal: a and b may be the same version (a device told of the version it has).
+        var loaded: [Hash: Version] = [a.link.hash: a]
+        loaded[b.link.hash] = b
         func version(_ link: HashAndKey) throws(FSError) -> Version {
             if let v = loaded[link.hash] { return v }
             let v = try Version.load(link, reader: reader)

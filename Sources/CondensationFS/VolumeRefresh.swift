@@ -7,6 +7,8 @@ public enum Invalidation: Sendable, Equatable {
     case inode(Inode)
     /// A name in a directory appeared, disappeared or points elsewhere now.
     case entry(parent: Inode, name: String)
+    /// An open file grew to this size (the writeback cache otherwise keeps the old size).
+    case size(Inode, UInt64)
 }
 
 extension Volume {
@@ -109,6 +111,15 @@ extension Volume {
                 updated[name] = try makeNode(entry, parent: dir)
                 continue
             }
+            if old.isRegular && old.openCount == 0 && differs(old, entry) {
+                // With the writeback cache the kernel keeps its own size and mtime of a regular
+                // file and ignores ours, even after an invalidation. A changed file that nobody has
+                // open becomes a new inode; the kernel looks the name up again and sees it whole.
+                old.nlink = 0
+                updated[name] = try makeNode(entry, parent: dir)
+                out.append(.entry(parent: dir.ino, name: name))
+                continue
+            }
             update(old, to: entry, &out)
             if old.isDirectory {
                 old.storedSubdirectories = entry.subdirectories
@@ -127,13 +138,20 @@ extension Volume {
         e.hardLink != nil ? n.isRegular : n.meta.type == e.metadata.type
     }
 
-    /// Updates a node's metadata and content to a stored entry; notes an inode invalidation if anything differs.
+    private func differs(_ n: Node, _ entry: StoredEntry) -> Bool {
+        n.meta != entry.metadata || (n.file?.stored ?? n.storedContent) != entry.content || n.size != entry.size
+    }
+
+    /// Updates a node's metadata and content to a stored entry; notes an inode invalidation if
+    /// anything differs. An open file keeps its inode: its size in the kernel can grow (`.size`)
+    /// but not shrink until the file is closed and its inode evicted.
     private func update(_ n: Node, to entry: StoredEntry, _ out: inout [Invalidation]) {
         var changed = n.meta != entry.metadata
         n.meta = entry.metadata
         if n.isRegular {
             let current = n.file?.stored ?? n.storedContent
             if current != entry.content || n.size != entry.size { changed = true }
+            if entry.size > n.size { out.append(.size(n.ino, entry.size)) }
             n.storedContent = entry.content
             n.storedSize = entry.size
             n.file = nil

@@ -161,6 +161,11 @@ public final class FuseSession: @unchecked Sendable {
                 _ = fuse_lowlevel_notify_inval_inode(session, ino, 0, 0)
             case .entry(let parent, let name):
                 _ = name.withCString { fuse_lowlevel_notify_inval_entry(session, parent, $0, strlen($0)) }
+            case .size(let ino, let size):
+                // A zero-byte store at the new end: the kernel extends the file's size, stores nothing.
+                var empty = fuse_bufvec()
+                empty.count = 1
+                _ = fuse_lowlevel_notify_store(session, ino, off_t(size), &empty, fuse_buf_copy_flags(rawValue: 0))
             }
         }
     }
