@@ -31,3 +31,22 @@ final class FuzzRegressionTests: XCTestCase {
         }
     }
 }
+
+extension FuzzRegressionTests {
+    /// Found by the keypair target in its first run (crash-8d4d695d…, a crossover of a wrapped file's
+    /// first field with the vector key pair file): a plain key pair file that also has a `wrapped key
+    /// pair` field was both a key pair and "wrapped", so `Home.open` would have asked for a passphrase
+    /// and then called it malformed. A file with `rsa key` is plain now, whatever else it holds.
+    func testAPlainFileWithAWrappedFieldIsPlain() throws {
+        var record = try Record(object: Object(bytes: TestKeys.vectorFile))
+        record.children.insert(Record(text: "wrapped key pair", children: [Record([1])]), at: 0)
+        record.children.insert(Record(text: "scr"), at: 1)
+        let bytes = record.serialized
+        XCTAssertEqual(try KeyPair(fileBytes: bytes).actor, TestKeys.alice.actor)
+        XCTAssertFalse(WrappedKeyPair.isWrapped(bytes))
+        // The wrapped files we write have no `rsa key`.
+        let wrapped = try WrappedKeyPair.wrap(TestKeys.alice, passphrase: [1], parameters: .init(logN: 10, r: 8, p: 1))
+        XCTAssertTrue(WrappedKeyPair.isWrapped(wrapped))
+        XCTAssertThrowsError(try KeyPair(fileBytes: wrapped))
+    }
+}

@@ -77,10 +77,11 @@ public enum WrappedKeyPair {
     static let checkMessage = Array("cdsfs passphrase check".utf8)
 
     /// Whether the bytes are a wrapped key pair file (as opposed to a plain one, or neither): a
-    /// record with a `wrapped key pair` field. Nothing is decrypted.
+    /// record with a `wrapped key pair` field and no `rsa key` field (which every plain file has), so
+    /// that no file is both. Nothing is decrypted.
     public static func isWrapped(_ fileBytes: [UInt8]) -> Bool {
         guard let object = try? Object(bytes: fileBytes), let record = try? Record(object: object) else { return false }
-        return record.contains("wrapped key pair")
+        return record.contains("wrapped key pair") && !record.contains("rsa key")
     }
 
     /// The scrypt costs a wrapped file names (nil if it is not one).
