@@ -36,6 +36,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "cdsfs-bench", dependencies: ["Condensation"]),
+        .executableTarget(name: "cdsfs-load", dependencies: ["Condensation"]),
         .testTarget(name: "CondensationTests", dependencies: ["Condensation"]),
         .testTarget(name: "CondensationFSTests", dependencies: ["CondensationFS"]),
         .testTarget(name: "MountTests", dependencies: ["Condensation"]),
