@@ -66,7 +66,7 @@ public final class Syncer: @unchecked Sendable {
         let (head, _) = try home.readHead()
         let rootLink = try home.openPrivateRoot(head.envelopes.first!).0
         for (member, info) in head.root.members where member != actor && info.status == .active {
-            guard let key = publicKey(of: member) else {
+            guard let key = try publicKey(of: member) else {
                 Log.warning("no public key of member \(member.hex); not sending it the new version")
                 continue
             }
@@ -107,10 +107,16 @@ public final class Syncer: @unchecked Sendable {
         try remote.modify(m)
     }
 
-    /// A member's public key, from the local store or else the remote (then kept locally).
-    func publicKey(of member: Hash) -> PublicKey? {
+    /// A member's public key, from the local store or else the remote (then kept locally); nil if
+    /// neither has it. Throws when the remote cannot be asked now (see `isTransient`).
+    func publicKey(of member: Hash) throws(StoreError) -> PublicKey? {
         if let o = try? home.store.get(member), let k = try? PublicKey(object: o) { return k }
-        guard let o = try? remote.get(member), let k = try? PublicKey(object: o), k.hash == member else { return nil }
+        let fetched: Object?
+        do { fetched = try remote.get(member) } catch {
+            if error.isTransient { throw error }
+            return nil
+        }
+        guard let o = fetched, let k = try? PublicKey(object: o), k.hash == member else { return nil }
         try? home.store.put(member, o)
         return k
     }
@@ -163,12 +169,16 @@ public final class Syncer: @unchecked Sendable {
         } else if let join = home.settings.value("join").flatMap(Hash.init(hex:)), join != message.sender {
             throw Discard(reason: "sender \(message.sender.shortHex) is not the device this one joins (\(join.shortHex))")
         }
-        guard let key = publicKey(of: message.sender) else { throw Discard(reason: "sender's public key is unknown") }
+        guard let key = try publicKey(of: message.sender) else { throw Discard(reason: "sender's public key is unknown") }
         do { try Envelope.verifyMessage(envelope, signer: key) } catch { throw Discard(reason: "bad signature") }
         guard let link = message.content.child("private root")?.firstChild.flatMap(HashAndKey.init(record:)) else {
             throw Discard(reason: "names no private root")
         }
         do { _ = try TreeTransfer.transfer(link.hash, from: remote, to: home.store) } catch {
+            // The network, the remote's server or the local disk failing is no reason to throw the
+            // message away: it stays in the in-queue and the pull is retried with backoff. (Discarded,
+            // the sender's version would not come again until the sender changed something.)
+            if error.isTransient { throw error }
             throw Discard(reason: "its tree cannot be transferred (\(error))")
         }
         let reader = ObjectReader(store: home.store)
@@ -179,7 +189,7 @@ public final class Syncer: @unchecked Sendable {
         guard theirs.members[actor]?.status == .active else {
             throw Discard(reason: "its group does not list this device as an active member")
         }
-        for member in theirs.members.keys where member != actor { _ = publicKey(of: member) }
+        for member in theirs.members.keys where member != actor { _ = try? publicKey(of: member) }
         guard let current else {
             // A new device: take the group's filesystem as it is.
             var root = theirs
@@ -213,3 +223,26 @@ public final class Syncer: @unchecked Sendable {
     }
 }
 
+extension StoreError {
+    /// A failure that may pass (unreachable, 5xx, a disk error), as opposed to one of the data
+    /// itself (a corrupt object) or a refusal (4xx): a sync step that meets it is retried later.
+    var isTransient: Bool {
+        switch self {
+        case .corrupt: return false
+        case .refused(let status, _): return status >= 500
+        case .unreachable, .io, .noSpace, .readOnly: return true
+        }
+    }
+}
+
+extension TransferError {
+    /// Reading from the source or writing to the destination failed for a passing reason; an object
+    /// missing from the source, or a corrupt one, is a fault of the tree.
+    var isTransient: Bool {
+        switch self {
+        case .missing: return false
+        case .source(let e): return e.isTransient
+        case .destination: return true
+        }
+    }
+}
