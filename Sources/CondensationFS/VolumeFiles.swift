@@ -88,17 +88,37 @@ extension Volume {
 
     /// Moves every buffered file's pages out of memory.
     func compactAll() throws(FSError) {
-        for (ino, m) in buffered {
-            let held = m.file?.dirtyBytes ?? 0
-            try compact(m)
-            bufferedBytes -= held - (m.file?.dirtyBytes ?? 0)
-            buffered[ino] = nil
+        // A closed file is chunked whole (its end is its end) and drops its buffers; an open one
+        // keeps the tail after its last content-defined boundary, still counted.
+        for m in buffered.values { try compact(m, keepTail: m.openCount > 0) }
+        if bufferedBytes >= options.writeBufferLimit {
+            // The tails of open files alone pass the bound: cut them too.
+            for m in buffered.values { try compact(m, keepTail: false) }
         }
     }
 
-    func compact(_ n: Node) throws(FSError) {
-        guard let f = n.file else { return }
-        if f.size <= UInt64(FileData.inlineLimit) { _ = try f.encode(ctx) } else { try f.materialize(ctx, keepTail: true) }
+    /// Moves a file's pages into the store and updates the count of buffered bytes.
+    func compact(_ n: Node, keepTail: Bool) throws(FSError) {
+        guard let f = n.file else {
+            buffered[n.ino] = nil
+            return
+        }
+        let held = f.dirtyBytes
+        defer {
+            bufferedBytes -= held - f.dirtyBytes
+            if f.dirtyBytes == 0 { buffered[n.ino] = nil }
+        }
+        if f.size <= UInt64(FileData.inlineLimit) || !keepTail {
+            let content = try f.encode(ctx)
+            if n.openCount == 0 {
+                // Keep only the entry: a closed file needs no pages or chunk list in memory.
+                n.storedContent = content
+                n.storedSize = f.size
+                n.file = nil
+            }
+        } else {
+            try f.materialize(ctx, keepTail: true)
+        }
     }
 
     public func flush(_ ino: Inode, handle: UInt64) throws(FSError) {}
