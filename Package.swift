@@ -43,5 +43,6 @@ let package = Package(
         .testTarget(name: "ServerTests", dependencies: ["Condensation", "StoreServer"]),
         .testTarget(name: "SyncTests", dependencies: ["Condensation"]),
         .testTarget(name: "KeyTests", dependencies: ["Condensation"]),
+        .testTarget(name: "NetworkFaultTests", dependencies: ["Condensation"]),
     ]
 )
