@@ -15,22 +15,41 @@ extension Volume {
             return
         }
         var objects: [(Hash, Object)] = []
-        let rootLink = try encodeDirectory(root, &objects)
-        var rootEntry = StoredEntry(metadata: root.meta)
-        rootEntry.directory = rootLink
-        rootEntry.subdirectories = root.subdirectoryCount
-        if linkTableDirty { linkTableLink = try encodeLinkTable(&objects) }
+        var encoded: [(Node, HashAndKey?)] = []
+        let linkTableBefore = (linkTableDirty, linkTableLink)
+        let version: Version
+        let envelopeHash: Hash
+        let written: PrivateRoot
+        do {
+            let rootLink = try encodeDirectory(root, &objects, &encoded)
+            var rootEntry = StoredEntry(metadata: root.meta)
+            rootEntry.directory = rootLink
+            rootEntry.subdirectories = root.subdirectoryCount
+            if linkTableDirty { linkTableLink = try encodeLinkTable(&objects, &encoded) }
 
-        let versionRecord = Version.record(
-            revision: max(nowMilliseconds(), head.version.revision + 1), device: home.keyPair.actor,
-            parents: [head.version.link], root: rootEntry, links: linkTableLink, summary: summary)
-        let (versionObject, versionLink) = ctx.secrets.seal(versionRecord.object())
-        objects.append((versionLink.hash, versionObject))
-        let version = try Version(link: versionLink, record: versionRecord)
+            let versionRecord = Version.record(
+                revision: max(nowMilliseconds(), head.version.revision + 1), device: home.keyPair.actor,
+                parents: [head.version.link], root: rootEntry, links: linkTableLink, summary: summary)
+            let (versionObject, versionLink) = ctx.secrets.seal(versionRecord.object())
+            objects.append((versionLink.hash, versionObject))
+            version = try Version(link: versionLink, record: versionRecord)
 
-        var root = head.root
-        root.filesystem = versionLink
-        let (envelopeHash, written) = try home.publish(root: root, objects: objects, replacing: head.envelopes)
+            var root = head.root
+            root.filesystem = versionLink
+            (envelopeHash, written) = try home.publish(root: root, objects: objects, replacing: head.envelopes)
+        } catch {
+            // Nothing of this attempt was committed, and the directory objects it encoded may never
+            // have reached the store (a full or read-only disk fails `publish` halfway). Those
+            // directories are changed again, so that the next commit encodes and writes them instead
+            // of linking to objects the store does not have.
+            for (dir, link) in encoded.reversed() {
+                dir.directoryLink = link
+                dir.dirty = true
+            }
+            (linkTableDirty, linkTableLink) = linkTableBefore
+            Log.error("commit failed: \(error)")
+            throw error
+        }
         head = Head(version: version, envelopes: [envelopeHash], root: written)
         onCommit?()
         summary = ChangeSummary()
@@ -38,11 +57,14 @@ extension Volume {
         firstUnsavedChange = nil
         buffered = [:]
         bufferedBytes = 0
-        Log.info("committed version \(versionLink.hash.shortHex)")
+        Log.info("committed version \(version.link.hash.shortHex)")
     }
 
     /// Encodes a directory (and every changed directory below it) bottom-up.
-    func encodeDirectory(_ dir: Node, _ objects: inout [(Hash, Object)]) throws(FSError) -> HashAndKey {
+    /// `encoded` collects each directory encoded, with its link before, so that a failed commit can
+    /// undo the marking.
+    func encodeDirectory(_ dir: Node, _ objects: inout [(Hash, Object)],
+                         _ encoded: inout [(Node, HashAndKey?)]) throws(FSError) -> HashAndKey {
         if !dir.dirty, let link = dir.directoryLink { return link }
         try load(dir)
         var entries: [Record] = []
@@ -53,23 +75,25 @@ extension Volume {
             if let id = child.hardLinkID {
                 record.add(EntryLabel.hardLink, unsigned: id)
             } else {
-                try encodeEntry(child, &objects).write(to: &record)
+                try encodeEntry(child, &objects, &encoded).write(to: &record)
             }
             entries.append(record)
         }
         let link = DirectoryFormat.encode(entries, secrets: ctx.secrets, into: &objects)
+        encoded.append((dir, dir.directoryLink))
         dir.directoryLink = link
         dir.dirty = false
         return link
     }
 
     /// The entry of a node, encoding its content (and its subtree) as needed.
-    func encodeEntry(_ n: Node, _ objects: inout [(Hash, Object)]) throws(FSError) -> StoredEntry {
+    func encodeEntry(_ n: Node, _ objects: inout [(Hash, Object)],
+                     _ encoded: inout [(Node, HashAndKey?)]) throws(FSError) -> StoredEntry {
         var e = StoredEntry(metadata: n.meta)
         e.size = n.size
         e.symlink = n.symlinkTarget
         if n.isDirectory {
-            e.directory = try encodeDirectory(n, &objects)
+            e.directory = try encodeDirectory(n, &objects, &encoded)
             e.subdirectories = n.subdirectoryCount
         }
         if n.isRegular {
@@ -94,7 +118,8 @@ extension Volume {
     // MARK: Hard links
 
     /// `{ <id> → { entry fields, n → link count } … }`
-    func encodeLinkTable(_ objects: inout [(Hash, Object)]) throws(FSError) -> HashAndKey? {
+    func encodeLinkTable(_ objects: inout [(Hash, Object)],
+                         _ encoded: inout [(Node, HashAndKey?)]) throws(FSError) -> HashAndKey? {
         var ids = Set(storedHardLinks.keys)
         ids.formUnion(hardLinks.keys)
         guard !ids.isEmpty else { return nil }
@@ -103,7 +128,7 @@ extension Volume {
             var r = Record(Values.unsigned(id))
             if let n = hardLinks[id] {
                 guard n.nlink > 0 else { continue }
-                try encodeEntry(n, &objects).write(to: &r)
+                try encodeEntry(n, &objects, &encoded).write(to: &r)
                 r.add("n", unsigned: UInt64(n.nlink))
             } else if let (entry, nlink) = storedHardLinks[id] {
                 entry.write(to: &r)
