@@ -44,6 +44,14 @@ public final class Checker {
         }
     }
 
+    /// A box entry's object. Every entry must be an envelope, so it is fetched even when the walk
+    /// has seen that object already as something else (an entry naming the public key or a chunk
+    /// must still be reported); a missing or corrupt one was reported when first seen.
+    private func fetchEntry(_ hash: Hash) -> Object? {
+        guard seen.contains(hash) else { return fetch(hash) }
+        return try? home.store.get(hash)
+    }
+
     private func record(_ link: HashAndKey, _ what: String) -> Record? {
         guard var o = fetch(link.hash) else { return nil }
         o.crypt(with: link.key)
@@ -59,14 +67,14 @@ public final class Checker {
         _ = fetch(actor)
         do {
             for h in try store.list(actor, .public) {
-                guard let envelope = fetch(h) else { continue }
+                guard let envelope = fetchEntry(h) else { continue }
                 do {
                     let card = try Envelope.openPublic(envelope, signer: home.keyPair.publicKey)
                     if let c = fetch(card), (try? Record(object: c)) == nil { problem(card, "public card does not parse") }
                 } catch { problem(h, "public envelope: \(error)") }
             }
             for h in try store.list(actor, .private) {
-                guard let envelope = fetch(h) else { continue }
+                guard let envelope = fetchEntry(h) else { continue }
                 let link: HashAndKey
                 do { link = try Envelope.openPrivate(envelope, signer: home.keyPair.publicKey, keyPair: home.keyPair) } catch {
                     problem(h, "private envelope: \(error)")
