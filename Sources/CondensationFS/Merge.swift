@@ -50,7 +50,9 @@ public struct Merger {
         let links = try merger.mergeLinkTables(base: base?.links, winner: winner.links, loser: loser.links)
         let parents = [ours.link, theirs.link].sorted { $0.hash < $1.hash }
         let summary = ChangeSummary(added: 0, changed: merger.conflicts.count, removed: 0, bytes: 0)
-        let record = Version.record(revision: max(ours.revision, theirs.revision) + 1, device: device,
+        // The winner's device, not the merging one: both devices must produce the very same merge
+        // version, or each merges the other's merge, round after round.
+        let record = Version.record(revision: max(ours.revision, theirs.revision) + 1, device: winner.device ?? device,
                                     parents: parents, root: rootEntry, links: links, summary: summary)
         return .merged(record, merger.objects, conflicts: merger.conflicts)
     }

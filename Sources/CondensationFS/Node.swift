@@ -26,10 +26,7 @@ final class Node {
 
     /// Subdirectories, for the directory's link count.
     var subdirectoryCount: UInt64 {
-        guard let children else { return storedSubdirectories }
-        var n: UInt64 = 0
-        for c in children.values where c.isDirectory { n += 1 }
-        return n
+        children?.directoryCount ?? storedSubdirectories
     }
 
     // Regular files

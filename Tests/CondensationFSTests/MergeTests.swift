@@ -70,6 +70,9 @@ final class MergeTests: XCTestCase {
                                    secrets: secrets, device: home.keyPair.actor)
         XCTAssertNotNil(try root(one))
         XCTAssertEqual(try root(one), try root(two))
+        // The whole merge version, not only its tree: otherwise each device merges the other's merge.
+        guard case .merged(let r1, _, _) = one, case .merged(let r2, _, _) = two else { return XCTFail("no merge") }
+        XCTAssertEqual(r1.serialized, r2.serialized)
     }
 
     func testFastForwardAndUpToDate() throws {
