@@ -44,5 +44,6 @@ let package = Package(
         .testTarget(name: "SyncTests", dependencies: ["Condensation"]),
         .testTarget(name: "KeyTests", dependencies: ["Condensation"]),
         .testTarget(name: "NetworkFaultTests", dependencies: ["Condensation"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["Condensation"]),
     ]
 )
