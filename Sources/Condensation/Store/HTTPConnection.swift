@@ -214,16 +214,18 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// A line ending in CRLF (or LF), without it. `limit` bounds its length.
     private func readLine(limit: Int, timeoutMilliseconds: Int) throws(HTTPTransportError) -> String {
-        var searched = start
+        // Counted from `start`: `fill` moves the buffer's contents to the front when it was all
+        // taken (chunked bodies end a chunk exactly there), so absolute indexes would go stale.
+        var searched = 0
         while true {
-            if let nl = buffer[searched...].firstIndex(of: 10) {
+            if let nl = buffer[(start + searched)...].firstIndex(of: 10) {
                 var end = nl
                 if end > start && buffer[end - 1] == 13 { end -= 1 }
                 let line = String(decoding: buffer[start..<end], as: UTF8.self)
                 start = nl + 1
                 return line
             }
-            searched = buffer.count
+            searched = buffer.count - start
             guard buffer.count - start <= limit else { throw .malformed("line longer than \(limit) bytes") }
             guard try fill(timeoutMilliseconds: timeoutMilliseconds) else { throw .closed(afterResponseStarted: true) }
         }
