@@ -1,6 +1,31 @@
 import Glibc
 
-/// Garbage collection of a folder store: mark what the boxes reach, sweep what they do not.
+/// A store that garbage collection can walk: a folder store or an S3 store.
+public protocol CollectableStore: Store {
+    /// Accounts that have boxes.
+    func accounts() throws(StoreError) -> [Hash]
+    /// Every object in the store.
+    func allObjects() throws(StoreError) -> [Hash]
+    /// The first `count` bytes of an object (fewer if it is shorter); nil if absent.
+    func objectPrefix(_ hash: Hash, count: Int) throws(StoreError) -> [UInt8]?
+    /// Size and time of last put or book (seconds since the epoch); nil if absent.
+    func objectInfo(_ hash: Hash) throws(StoreError) -> (size: Int, modified: Int)?
+    func delete(_ hash: Hash) throws(StoreError)
+}
+
+extension FolderStore: CollectableStore {
+    public func objectPrefix(_ hash: Hash, count: Int) throws(StoreError) -> [UInt8]? {
+        try FileSystem.readPrefix(objectPath(hash), count: count)
+    }
+
+    public func objectInfo(_ hash: Hash) throws(StoreError) -> (size: Int, modified: Int)? {
+        FileSystem.sizeAndModificationTime(objectPath(hash)).map { ($0.size, $0.modified) }
+    }
+}
+
+extension S3Store: CollectableStore {}
+
+/// Garbage collection of a store: mark what the boxes reach, sweep what they do not.
 ///
 /// The protocol lets a store delete any object that is neither reachable from a box entry nor recently
 /// put or booked. "Recently" is the grace period: a writer puts a tree's objects first and adds the
@@ -77,7 +102,7 @@ public enum GarbageCollector {
     /// links, not the data, and a store is mostly file chunks without links. With `verify`, every
     /// object is read whole and checked against its hash, as `fsck` wants; objects that fail are in
     /// `corrupt`. Either way a damaged object's hash list is followed as far as it can be read.
-    public static func mark(_ store: FolderStore, verify: Bool = false,
+    public static func mark(_ store: some CollectableStore, verify: Bool = false,
                             progress: ((Progress) -> Void)? = nil) throws(StoreError) -> Marking {
         var marking = Marking()
         var seen = Set<Hash>()
@@ -85,7 +110,7 @@ public enum GarbageCollector {
         func report() { progress?(Progress(phase: .marking, marked: marking.reachable.count, examined: 0, deleted: 0)) }
 
         for account in try store.accounts() {
-            if FileSystem.exists(store.objectPath(account)), seen.insert(account).inserted { stack.append(account) }
+            if !seen.contains(account), try store.objectInfo(account) != nil, seen.insert(account).inserted { stack.append(account) }
             for box in BoxLabel.allCases {
                 for entry in try store.list(account, box) {
                     marking.boxEntries += 1
@@ -122,9 +147,8 @@ public enum GarbageCollector {
     }
 
     /// The hash list of an object in the store.
-    private static func links(of hash: Hash, in store: FolderStore, verify: Bool) throws(StoreError) -> Links {
-        let path = store.objectPath(hash)
-        guard verify else { return try headerLinks(path) }
+    private static func links(of hash: Hash, in store: some CollectableStore, verify: Bool) throws(StoreError) -> Links {
+        guard verify else { return try headerLinks(hash, store) }
         do {
             guard let object = try store.get(hash) else { return .missing }
             return .present(object.hashes)
@@ -132,21 +156,21 @@ public enum GarbageCollector {
         } catch .io(_, EFBIG) {
             // Larger than a store object may be: damaged too.
         }
-        switch try headerLinks(path) {
+        switch try headerLinks(hash, store) {
         case .missing: return .missing
         case .corrupt(let hashes), .present(let hashes): return .corrupt(hashes)
         }
     }
 
     /// The hash list from the start of the file only, without reading or checking the data.
-    private static func headerLinks(_ path: String) throws(StoreError) -> Links {
+    private static func headerLinks(_ hash: Hash, _ store: some CollectableStore) throws(StoreError) -> Links {
         // One read covers the header and up to 127 hashes; a longer list takes a second read.
-        guard var head = try FileSystem.readPrefix(path, count: 4096) else { return .missing }
+        guard var head = try store.objectPrefix(hash, count: 4096) else { return .missing }
         guard head.count >= 4 else { return .corrupt([]) }
         let count = Int(head[0]) << 24 | Int(head[1]) << 16 | Int(head[2]) << 8 | Int(head[3])
         let listEnd = 4 + 32 * count
         if listEnd > head.count && head.count == 4096 && listEnd <= FolderStore.maximumObjectSize {
-            guard let whole = try FileSystem.readPrefix(path, count: listEnd) else { return .missing }
+            guard let whole = try store.objectPrefix(hash, count: listEnd) else { return .missing }
             head = whole
         }
         // Cut short: keep what can be read. Keeping too much is safe, deleting too much is not.
@@ -163,7 +187,7 @@ public enum GarbageCollector {
     ///
     /// The modification time is read right before each deletion, so an object booked during the mark
     /// phase survives. Run it while writers are active if need be: what they put or book is recent.
-    public static func collect(_ store: FolderStore, gracePeriod: Int = defaultGracePeriod, dryRun: Bool = false,
+    public static func collect(_ store: some CollectableStore, gracePeriod: Int = defaultGracePeriod, dryRun: Bool = false,
                                now: Int? = nil, progress: ((Progress) -> Void)? = nil) throws(StoreError) -> Report {
         let marking = try mark(store, progress: progress)
         let now = now ?? Int(time(nil))
@@ -182,7 +206,7 @@ public enum GarbageCollector {
             if report.examined % progressInterval == 0 { tell() }
             if marking.reachable.contains(hash) { continue }
             // Gone since the listing (another collector): nothing to do.
-            guard let info = FileSystem.sizeAndModificationTime(store.objectPath(hash)) else { continue }
+            guard let info = try store.objectInfo(hash) else { continue }
             if now - info.modified < gracePeriod {
                 report.keptRecent += 1
                 continue
