@@ -20,6 +20,8 @@ struct GCCommand: ParsableCommand {
     @Option(help: "Keep only versions from this time on (YYYY-MM-DD[THH:MM[:SS]] UTC).") var keepSince: String?
     @Option(help: "Seconds an unreachable object must be old before it is deleted.") var grace: Int = GarbageCollector.defaultGracePeriod
     @Flag(help: "Report what would be deleted, delete nothing.") var dryRun = false
+    @Option(help: ArgumentHelp("Collect this store instead of the home's: a folder store, or s3://BUCKET[/PREFIX]?endpoint=… (what `cdsfs serve` serves). Needs no home.", valueName: "DIR|S3URL"))
+    var store: String?
 
     func validate() throws {
         if let n = keepVersions, n < 1 { throw ValidationError("--keep-versions must be at least 1") }
@@ -27,6 +29,19 @@ struct GCCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let store {
+            guard keepVersions == nil, keepSince == nil else {
+                fail("--keep-versions and --keep-since prune a home's history; they cannot be used with --store")
+            }
+            if store.hasPrefix("s3://") {
+                collect(openS3Store(store))
+            } else {
+                let path = store.hasPrefix("file://") ? String(store.dropFirst(7)) : store
+                guard let folder = FolderStore.open(path) else { fail("\(store) is not a folder store (it needs objects/ and accounts/)") }
+                collect(folder)
+            }
+            return
+        }
         let h = home.open()
         if keepVersions != nil || keepSince != nil {
             var since: Int64?
@@ -43,9 +58,14 @@ struct GCCommand: ParsableCommand {
                 print("dropped \(dropped) old versions from the history")
             }
         }
+        collect(h.store)
+    }
+
+    /// Mark and sweep, with a progress line on a terminal.
+    private func collect(_ store: some CollectableStore) {
         let interactive = isatty(2) != 0
-        let report = orFail("collecting garbage") {
-            try GarbageCollector.collect(h.store, gracePeriod: grace, dryRun: dryRun) { p in
+        let report = orFail("collecting garbage in \(store.url)") {
+            try GarbageCollector.collect(store, gracePeriod: grace, dryRun: dryRun) { p in
                 if interactive { progressLine("\(p.phase): \(p.marked) reachable, \(p.examined) examined, \(p.deleted) deleted") }
             }
         }

@@ -6,10 +6,13 @@ import StoreServer
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve a folder store over HTTP, as the remote store devices sync through.",
+        abstract: "Serve a folder store or an S3 bucket over HTTP, as the remote store devices sync through.",
         discussion: """
         Runs the Condensation HTTP store protocol over the folder store DIR (created if it does not \
-        exist): objects can be read by anyone, puts and box changes must be signed by an actor whose \
+        exist) or over an S3 bucket (--store s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=R, \
+        credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials). On S3 the \
+        server keeps nothing between requests: run as many instances on one bucket as you like, behind \
+        a load balancer or listed together in the devices' remote. Objects can be read by anyone, puts and box changes must be signed by an actor whose \
         public key is on the store, private boxes and in-queues are readable by their owner only. The \
         server only ever sees ciphertext. It speaks plain HTTP: put a TLS proxy in front of it to reach \
         it over an untrusted network.
@@ -20,7 +23,7 @@ struct ServeCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The folder store to serve (created if it does not exist).", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("The folder store to serve (created if it does not exist), or s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT[&region=R].", valueName: "DIR|S3URL"))
     var store: String
 
     @Option(name: .long, help: ArgumentHelp("Where to listen.", valueName: "HOST:PORT"))
@@ -46,18 +49,26 @@ struct ServeCommand: ParsableCommand {
         guard maxConnections >= 1 else { fail("--max-connections must be at least 1") }
         guard maxWatch >= 0 else { fail("--max-watch must not be negative") }
 
-        let folder = openOrCreate(store)
+        let served: any Store
         var limits = StoreServer.Limits()
+        if store.hasPrefix("s3://") {
+            served = openS3Store(store)
+            // Other instances may change a box: a held long poll lists it again this often, so it
+            // wakes within about a second of a change made through any instance.
+            limits.watchRecheckMilliseconds = 750
+        } else {
+            served = openOrCreate(store)
+        }
         limits.maximumBodySize = maxBody * 1024 * 1024
         limits.maximumBufferedBytes = max(limits.maximumBufferedBytes, 2 * limits.maximumBodySize)
         limits.maximumConnections = maxConnections
         limits.maximumWatchMilliseconds = maxWatch * 1000
-        let server = StoreServer(store: folder, host: host, port: port, limits: limits, logRequests: !quiet)
+        let server = StoreServer(store: served, host: host, port: port, limits: limits, logRequests: !quiet)
         do {
             try server.run { bound in
                 let shownHost = host.contains(":") ? "[\(host)]" : host
                 // Straight to the descriptor: whoever started us waits for this line, pipe or not.
-                let line = "serving \(folder.url) on http://\(shownHost):\(bound)\n"
+                let line = "serving \(served.url) on http://\(shownHost):\(bound)\n"
                 _ = line.withCString { Glibc.write(1, $0, strlen($0)) }
             }
         } catch {

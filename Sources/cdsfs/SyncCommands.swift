@@ -3,9 +3,17 @@ import Condensation
 import CondensationFS
 import Glibc
 
-/// Opens a remote store by URL: `file:///path` (a folder store, e.g. a shared disk) or
-/// `http://host:port` (a `cdsfs serve` or any Condensation HTTP store).
+/// Opens a remote store by URL: `file:///path` (a folder store, e.g. a shared disk),
+/// `http://host:port` (a `cdsfs serve` or any Condensation HTTP store) or
+/// `s3://bucket/prefix?endpoint=…` (a bucket, with no server in between). A remote written as several
+/// URLs separated by spaces is one store reached through any of them (`FailoverStore`): the next is
+/// used when one is unreachable.
 func openRemote(_ url: String, _ home: Home) throws -> any Store {
+    let urls = url.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    if urls.count > 1 { return FailoverStore(try urls.map { try openRemote($0, home) }) }
+    if url.hasPrefix("s3://") {
+        do { return try S3Store(url: url) } catch { throw CLIError(error.description) }
+    }
     if url.hasPrefix("file://") {
         let path = String(url.dropFirst(7))
         guard let store = FolderStore.open(path) else {
@@ -16,7 +24,7 @@ func openRemote(_ url: String, _ home: Home) throws -> any Store {
     if url.hasPrefix("http://") {
         return try openHTTPStore(url, keyPair: home.keyPair)
     }
-    throw CLIError("\(url): remote URLs start with http:// or file://")
+    throw CLIError("\(url): remote URLs start with http://, s3:// or file://")
 }
 
 /// An error whose description is the whole message.
@@ -41,12 +49,26 @@ struct RemoteCommand: ParsableCommand {
     )
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a remote store (http://HOST:PORT or file:///PATH).")
+        static let configuration = CommandConfiguration(
+            abstract: "Add a remote store (http://HOST:PORT, s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT, or file:///PATH).",
+            discussion: """
+            Several URLs make one remote reached through any of them: server instances that serve one \
+            store (e.g. one S3 bucket). Requests go to the first; when it cannot be reached, to the next. \
+            An s3:// remote is checked now (endpoint, credentials from AWS_ACCESS_KEY_ID and \
+            AWS_SECRET_ACCESS_KEY or ~/.aws/credentials, bucket); the devices then sync through the bucket \
+            with no server, and each needs the credentials.
+            """)
         @OptionGroup var home: HomeOption
-        @Argument(help: "The store's URL.") var url: String
+        @Argument(help: "The store's URL; several for one store served by several instances.") var urls: [String]
+
+        func validate() throws {
+            if urls.isEmpty { throw ValidationError("give the remote's URL") }
+        }
 
         func run() throws {
             let h = home.open()
+            for u in urls where u.hasPrefix("s3://") { _ = openS3Store(u) }
+            let url = urls.joined(separator: " ")
             _ = orFail { try openRemote(url, h) }
             var settings = h.settings
             if settings.values("remote").contains(url) { fail("\(url) is already a remote") }
@@ -64,9 +86,10 @@ struct RemoteCommand: ParsableCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a remote store (nothing is deleted on it).")
         @OptionGroup var home: HomeOption
-        @Argument(help: "The store's URL, as `cdsfs remote list` shows it.") var url: String
+        @Argument(help: "The store's URL (all of them, if it has several), as `cdsfs remote list` shows it.") var urls: [String]
 
         func run() throws {
+            let url = urls.joined(separator: " ")
             var settings = home.open().settings
             guard settings.values("remote").contains(url) else { fail("\(url) is not a remote; see `cdsfs remote list`") }
             settings.remove("remote", url)
