@@ -39,11 +39,14 @@ let package = Package(
         .executableTarget(name: "cdsfs-load", dependencies: ["Condensation"]),
         .testTarget(name: "CondensationTests", dependencies: ["Condensation"]),
         .testTarget(name: "CondensationFSTests", dependencies: ["CondensationFS"]),
-        .testTarget(name: "MountTests", dependencies: ["Condensation"]),
-        .testTarget(name: "ServerTests", dependencies: ["Condensation", "StoreServer"]),
-        .testTarget(name: "SyncTests", dependencies: ["Condensation"]),
-        .testTarget(name: "KeyTests", dependencies: ["Condensation"]),
-        .testTarget(name: "NetworkFaultTests", dependencies: ["Condensation"]),
-        .testTarget(name: "ReliabilityTests", dependencies: ["Condensation"]),
+        // What the tests that drive the real binary share: processes, mounts, a server, devices, shells,
+        // tree comparison, and the MountTestCase and SyncTestCase bases (Tests/TestSupport).
+        .target(name: "TestSupport", dependencies: ["Condensation"], path: "Tests/TestSupport"),
+        .testTarget(name: "MountTests", dependencies: ["Condensation", "TestSupport"]),
+        .testTarget(name: "ServerTests", dependencies: ["Condensation", "StoreServer", "TestSupport"]),
+        .testTarget(name: "SyncTests", dependencies: ["Condensation", "TestSupport"]),
+        .testTarget(name: "KeyTests", dependencies: ["Condensation", "TestSupport"]),
+        .testTarget(name: "NetworkFaultTests", dependencies: ["Condensation", "TestSupport"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["Condensation", "TestSupport"]),
     ]
 )

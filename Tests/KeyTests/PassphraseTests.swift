@@ -1,26 +1,19 @@
 import Condensation
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// The `cdsfs` binary with a passphrase-protected home: init, key show/passwd/export, and a mount
 /// whose passphrase reaches the mount process through the environment of `cdsfs mount`.
 final class PassphraseTests: XCTestCase {
-    /// `cdsfs` next to the test bundle ($CDSFS_BIN overrides).
-    static let binary: String = {
-        if let p = ProcessInfo.processInfo.environment["CDSFS_BIN"], !p.isEmpty { return p }
-        var exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        while exe.contains(".xctest") { exe = (exe as NSString).deletingLastPathComponent }
-        return exe + "/cdsfs"
-    }()
-
     var directory = ""
     var home: String { directory + "/home" }
     var keyPath: String { home + "/key-pair" }
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw XCTSkip("no cdsfs binary at \(Self.binary) (build with --build-tests)")
+        guard FileManager.default.isExecutableFile(atPath: Paths.cdsfs) else {
+            throw XCTSkip("no cdsfs binary at \(Paths.cdsfs) (build with --build-tests)")
         }
         var template = Array("/tmp/cdsfs-keys-XXXXXX".utf8CString)
         directory = String(cString: mkdtemp(&template)!)
@@ -32,52 +25,14 @@ final class PassphraseTests: XCTestCase {
 
     // MARK: Running the binary
 
-    struct Result: CustomStringConvertible {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var description: String { "exit \(status)\n--- stdout:\n\(stdout)--- stderr:\n\(stderr)---" }
-    }
-
     /// Runs `cdsfs` with standard input /dev/null (no terminal to ask on) and an environment without
-    /// any CDSFS_ variable but those given. Output goes to files: `cdsfs mount` leaves a daemon behind.
-    func cdsfs(_ arguments: [String], _ environment: [String: String] = [:], timeout: Double = 120) -> Result {
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CDSFS_") }
-        for (k, v) in environment { env[k] = v }
-        let out = directory + "/stdout", err = directory + "/stderr"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = ([Self.binary] + arguments).map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid = pid_t()
-        guard posix_spawn(&pid, Self.binary, &actions, nil, argv, envp) == 0 else {
-            return Result(status: -1, stdout: "", stderr: "cannot start \(Self.binary)")
-        }
-        var raw: Int32 = 0
-        let deadline = Date().addingTimeInterval(timeout)
-        while waitpid(pid, &raw, WNOHANG) == 0 {
-            if Date() > deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &raw, 0)
-                return Result(status: -2, stdout: "", stderr: "timed out: \(arguments)")
-            }
-            usleep(10_000)
-        }
-        let status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-        func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-        return Result(status: status, stdout: text(out), stderr: text(err))
+    /// any CDSFS_ variable but those given.
+    func cdsfs(_ arguments: [String], _ environment: [String: String] = [:], timeout: Double = 120) -> ProcessResult {
+        runProcess(Paths.cdsfs, arguments, environment: environment, clearing: "CDSFS_", timeout: timeout)
     }
 
     /// The command failed with exactly one line on standard error, which is `line`.
-    func assertFails(_ r: Result, _ line: String, file: StaticString = #filePath, lineNumber: UInt = #line) {
+    func assertFails(_ r: ProcessResult, _ line: String, file: StaticString = #filePath, lineNumber: UInt = #line) {
         XCTAssertEqual(r.status, 1, "\(r)", file: file, line: lineNumber)
         XCTAssertEqual(r.stderr, "cdsfs: " + line + "\n", file: file, line: lineNumber)
     }
@@ -204,11 +159,11 @@ final class PassphraseTests: XCTestCase {
         // Without the passphrase, or with a wrong one: one line, nothing mounted.
         assertFails(cdsfs(["mount", "--home", home, mountpoint]), needed)
         assertFails(cdsfs(["mount", "--home", home, mountpoint], ["CDSFS_PASSPHRASE": "nope"]), "wrong passphrase for \(keyPath)")
-        XCTAssertFalse(isMounted(mountpoint))
+        XCTAssertFalse(Mounts.isMounted(mountpoint))
 
         var r = cdsfs(["mount", "--home", home, mountpoint], env)
         XCTAssertEqual(r.status, 0, "\(r)")
-        XCTAssertTrue(isMounted(mountpoint))
+        XCTAssertTrue(Mounts.isMounted(mountpoint))
         // The mount process has the passphrase neither on its command line nor in its environment.
         if let pid = (try? String(contentsOfFile: home + "/mount.pid", encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
             let cmdline = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")).map { String(decoding: $0, as: UTF8.self) } ?? ""
@@ -223,17 +178,12 @@ final class PassphraseTests: XCTestCase {
         XCTAssertTrue(FileManager.default.createFile(atPath: mountpoint + "/file", contents: content))
         r = cdsfs(["unmount", mountpoint])
         XCTAssertEqual(r.status, 0, "\(r)")
-        XCTAssertFalse(isMounted(mountpoint))
+        XCTAssertFalse(Mounts.isMounted(mountpoint))
 
         r = cdsfs(["mount", "--home", home, mountpoint], env)
         XCTAssertEqual(r.status, 0, "\(r)")
         XCTAssertEqual(FileManager.default.contents(atPath: mountpoint + "/file"), content)
         r = cdsfs(["unmount", mountpoint])
         XCTAssertEqual(r.status, 0, "\(r)")
-    }
-
-    func isMounted(_ path: String) -> Bool {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
-        return text.split(separator: "\n").contains { $0.split(separator: " ").dropFirst(4).first.map(String.init) == path }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Bad input: a corrupted object costs one file (EIO, the hash in the log), never the mount; commands
@@ -95,7 +96,7 @@ final class MountBadInputTests: MountTestCase {
         Files.mkdirs(mnt2)
         r = cdsfs(["mount", "--home", home, mnt2], timeout: 60)
         if r.succeeded {
-            forceUnmount(mnt2)
+            Mounts.forceUnmount(mnt2)
             XCTFail("the same home mounted twice read-write (two writers on one private box)")
         } else {
             assertOneLineFailure(r, "the same home mounted twice")

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Unsaved changes are committed a few seconds after they happen, without fsync or unmount.

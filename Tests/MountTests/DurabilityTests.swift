@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Data that was fsync'd survives the mount process being killed outright (SIGKILL: no unmount, no final

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// The helpers themselves, on native directories only (no mount): a difference the mount tests report

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// `cdsfs log` lists the commits; `cdsfs mount --at` shows a past state, read-only.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Writing a file much larger than the write buffer keeps the daemon's memory bounded: unsaved data

@@ -1,6 +1,7 @@
 import Condensation
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// A seeded random sequence of file operations applied both to the mount and to a native directory (the

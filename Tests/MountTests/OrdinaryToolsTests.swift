@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Ordinary tools on the mount, each compared with the same steps on a native directory.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Everything a person can see survives unmount and mount: contents, sizes, modes, mtimes, hard links

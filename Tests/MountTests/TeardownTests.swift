@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// The teardown's promise: whatever state a test leaves its mount in, nothing stays mounted (teardown

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// The store holds only ciphertext: no file or directory names, no contents, no xattrs, no symlink targets.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 
 /// A fault-injecting TCP proxy on 127.0.0.1, between the devices and a real `cdsfs serve`: threads and
 /// POSIX sockets, nothing else. It understands just enough HTTP/1.1 to see where each request starts and

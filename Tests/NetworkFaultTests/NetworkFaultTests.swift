@@ -1,6 +1,7 @@
 import Condensation
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Faults on the network between two devices and their server: unreachable, slow, resetting

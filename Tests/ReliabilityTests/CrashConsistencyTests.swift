@@ -1,6 +1,7 @@
 import Condensation
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// The short version of bench/crash-harness.sh, written independently of it (a workload thread in this

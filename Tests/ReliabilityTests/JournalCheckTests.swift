@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 
 /// The crash test's journal rules on made-up journals (no mount): what a crash may and may not leave.

@@ -1,154 +1,35 @@
 import Condensation
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
-/// The base of the reliability tests: a fresh home and mount points per test, a store that can be put
-/// on a small tmpfs (disk full, read-only disk), direct access to the store's object files, and a
+/// The base of the reliability tests: MountTestCase's fresh home and mount points, a store that can be
+/// put on a small tmpfs (disk full, read-only disk), direct access to the store's object files, and a
 /// teardown that leaves nothing mounted (FUSE mounts first, then the tmpfs under them).
-class ReliabilityTestCase: XCTestCase {
-    /// This test's temporary directory (removed in teardown unless $CDSFS_KEEP is set).
-    var root = ""
-    /// The cdsfs home: <root>/home.
-    var home = ""
-    /// The mount point: <root>/mnt.
-    var mnt = ""
+class ReliabilityTestCase: MountTestCase {
     /// A second mount point (read-only mounts of past versions): <root>/at.
     var at = ""
 
-    private var fuseMounts: [String] = []
     private var otherMounts: [String] = []
+
+    override class var directoryPrefix: String { "cdsfs-rt" }
 
     override func setUpWithError() throws {
         try super.setUpWithError()
-        guard FileManager.default.isExecutableFile(atPath: Paths.cdsfs) else {
-            throw XCTSkip("no cdsfs binary at \(Paths.cdsfs) (build it, or set CDSFS_BIN)")
-        }
-        guard FileManager.default.fileExists(atPath: "/dev/fuse") else { throw XCTSkip("no /dev/fuse") }
         guard getuid() == 0 else { throw XCTSkip("the reliability tests mount filesystems: run them as root") }
-        root = Files.makeTemporaryDirectory("cdsfs-rt")
-        home = root + "/home"
-        mnt = root + "/mnt"
         at = root + "/at"
-        for d in [mnt, at] { Files.mkdirs(d) }
+        Files.mkdirs(at)
     }
 
-    override func tearDown() {
-        defer { super.tearDown() }
-        guard !root.isEmpty else { return }
-        for m in fuseMounts.reversed() { forceUnmount(m) }
-        // Any other FUSE mount under root (a test may have mounted by hand).
-        for m in Mounts.table() where m.type.hasPrefix("fuse") && m.mountPoint.hasPrefix(root + "/") { forceUnmount(m.mountPoint) }
+    override func unmountOtherFilesystems() {
+        // Any other FUSE mount under root (a test may have mounted by hand), then the tmpfs under them.
+        for m in Mounts.table() where m.type.hasPrefix("fuse") && m.mountPoint.hasPrefix(root + "/") { Mounts.forceUnmount(m.mountPoint) }
         for m in otherMounts.reversed() where Mounts.isMounted(m) {
             if !runProcess("/bin/umount", [m], timeout: 60).succeeded { _ = runProcess("/bin/umount", ["-l", m], timeout: 60) }
         }
-        if (testRun?.totalFailureCount ?? 0) > 0, let log = Files.readText(home + "/mount.log") {
-            print("--- \(home)/mount.log (last 40 lines):\n" + log.split(separator: "\n").suffix(40).joined(separator: "\n"))
-        }
-        let stillMounted = Mounts.table().filter { $0.mountPoint.hasPrefix(root + "/") }
-        if !stillMounted.isEmpty {
-            XCTFail("still mounted after teardown: \(stillMounted.map(\.mountPoint)); leaving \(root) in place")
-        } else if ProcessInfo.processInfo.environment["CDSFS_KEEP"] != nil {
-            print("keeping \(root)")
-        } else {
-            _ = runProcess("/bin/rm", ["-rf", root], timeout: 120)
-        }
-        fuseMounts = []
         otherMounts = []
     }
-
-    // MARK: cdsfs
-
-    func cdsfs(_ arguments: [String], timeout: Double = 180) -> ProcessResult {
-        runProcess(Paths.cdsfs, arguments, timeout: timeout)
-    }
-
-    /// `cdsfs init --home H`; returns the actor id.
-    @discardableResult
-    func initHome() throws -> String {
-        let r = cdsfs(["init", "--home", home])
-        guard r.succeeded, let id = r.stdoutLines.first(where: { isHex64($0) }) else { throw StopTest("init failed: \(r)") }
-        return id
-    }
-
-    /// `cdsfs mount --home H [-o …] [extra…] MOUNTPOINT`; throws unless the folder is mounted after it.
-    @discardableResult
-    func mount(at mountpoint: String? = nil, options: [String] = [], extra: [String] = []) throws -> ProcessResult {
-        let m = mountpoint ?? mnt
-        fuseMounts.append(m)
-        var args = ["mount", "--home", home]
-        if !options.isEmpty { args += ["-o", options.joined(separator: ",")] }
-        args += extra + [m]
-        let r = cdsfs(args, timeout: 120)
-        guard r.succeeded else { throw StopTest("mount failed: \(r)") }
-        guard let type = Mounts.type(m), type.hasPrefix("fuse") else {
-            throw StopTest("`cdsfs mount` returned 0 but \(m) is not a FUSE mount: \(r)")
-        }
-        return r
-    }
-
-    /// `cdsfs unmount MOUNTPOINT`, asserting that it worked and that the daemon ended.
-    func unmount(_ mountpoint: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
-        let m = mountpoint ?? mnt
-        let daemons = Mounts.processes(mentioning: m)
-        let r = cdsfs(["unmount", m], timeout: 180)
-        XCTAssert(r.succeeded, "unmount failed: \(r)", file: file, line: line)
-        XCTAssertFalse(Mounts.isMounted(m), "\(m) is still mounted after `cdsfs unmount`", file: file, line: line)
-        for pid in daemons {
-            XCTAssert(Mounts.waitForExit(pid, seconds: 10), "the mount daemon \(pid) is still running after unmount",
-                      file: file, line: line)
-        }
-        if Mounts.isMounted(m) { forceUnmount(m) }
-    }
-
-    /// Unmounts whatever way works and ends any daemon still serving the mount point. Never fails.
-    func forceUnmount(_ m: String) {
-        if Mounts.isMounted(m) { _ = cdsfs(["unmount", m], timeout: 60) }
-        if Mounts.isMounted(m) { _ = runProcess("fusermount3", ["-u", m], timeout: 30) }
-        if Mounts.isMounted(m) { _ = runProcess("umount", ["-l", m], timeout: 30) }
-        if Mounts.isMounted(m) { _ = runProcess("fusermount3", ["-uz", m], timeout: 30) }
-        for pid in Mounts.processes(mentioning: m) where !Mounts.waitForExit(pid, seconds: 5) {
-            print("killing leftover mount daemon \(pid) for \(m)")
-            kill(pid, SIGKILL)
-            Mounts.waitForExit(pid, seconds: 5)
-        }
-    }
-
-    /// Cleans up a mount whose daemon is dead, as a person would: fusermount3 -u, else umount -l.
-    func cleanDeadMount(_ m: String, file: StaticString = #filePath, line: UInt = #line) {
-        if Mounts.isMounted(m) { _ = runProcess("fusermount3", ["-u", m], timeout: 30) }
-        if Mounts.isMounted(m) { _ = runProcess("umount", ["-l", m], timeout: 30) }
-        XCTAssertFalse(Mounts.isMounted(m), "the dead mount at \(m) could not be cleaned up", file: file, line: line)
-    }
-
-    /// The writable mount's daemon: HOME/mount.pid if it names a live process.
-    func daemonPID(mountpoint: String? = nil) -> pid_t? {
-        if mountpoint == nil, let text = Files.readText(home + "/mount.pid"),
-           let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), Mounts.isAlive(pid) {
-            return pid
-        }
-        return Mounts.processes(mentioning: mountpoint ?? mnt).first
-    }
-
-    /// `cdsfs log`: the version hashes, newest first.
-    func versions(file: StaticString = #filePath, line: UInt = #line) -> [String] {
-        let r = cdsfs(["log", "--home", home])
-        XCTAssert(r.succeeded, "log failed: \(r)", file: file, line: line)
-        return r.stdoutLines.compactMap { isHex64($0.prefix(64)) ? String($0.prefix(64)) : nil }
-    }
-
-    /// `cdsfs fsck`: its result (exit 0 iff all is well).
-    func fsck() -> ProcessResult { cdsfs(["fsck", "--home", home], timeout: 600) }
-
-    /// The hashes fsck names in its "bad object <hash>: …" lines.
-    func badObjects(_ r: ProcessResult) -> [String] {
-        r.stdoutLines.compactMap { line in
-            guard line.hasPrefix("bad object ") else { return nil }
-            return String(line.dropFirst("bad object ".count).prefix(64))
-        }
-    }
-
-    func mountLog() -> String { Files.readText(home + "/mount.log") ?? "" }
 
     // MARK: The store on a tmpfs
 
@@ -288,10 +169,4 @@ enum IO {
     }
 
     static func sha(_ bytes: [UInt8]) -> String { Hash.of(bytes).hex }
-}
-
-/// `n` bytes from a SplitMix seeded with `seed`.
-func randomBytes(_ n: Int, seed: UInt64) -> [UInt8] {
-    var rng = SplitMix(seed: seed)
-    return rng.bytes(n)
 }

@@ -1,6 +1,7 @@
 import Condensation
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Faults in the local store under a live mount: a full disk, a read-only disk, a missing object,

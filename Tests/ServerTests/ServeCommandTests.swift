@@ -1,24 +1,17 @@
 import Condensation
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// The real `cdsfs serve` binary: the line it prints, a round trip through it, SIGTERM, and its
 /// one-line errors.
 final class ServeCommandTests: XCTestCase {
-    /// `cdsfs` next to the test bundle ($CDSFS_BIN overrides).
-    static let binary: String = {
-        if let p = ProcessInfo.processInfo.environment["CDSFS_BIN"], !p.isEmpty { return p }
-        var exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        while exe.contains(".xctest") { exe = (exe as NSString).deletingLastPathComponent }
-        return exe + "/cdsfs"
-    }()
-
     var directory: TemporaryDirectory!
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw XCTSkip("no cdsfs binary at \(Self.binary) (build with --build-tests)")
+        guard FileManager.default.isExecutableFile(atPath: Paths.cdsfs) else {
+            throw XCTSkip("no cdsfs binary at \(Paths.cdsfs) (build with --build-tests)")
         }
         directory = TemporaryDirectory("cdsfs-serve")
     }
@@ -28,7 +21,7 @@ final class ServeCommandTests: XCTestCase {
     /// Starts `cdsfs serve`, waits for its "serving" line, returns the process, the line and the port.
     func serve(_ arguments: [String]) throws -> (Process, String, Int, Pipe) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.executableURL = URL(fileURLWithPath: Paths.cdsfs)
         p.arguments = ["serve"] + arguments
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -50,7 +43,7 @@ final class ServeCommandTests: XCTestCase {
     /// Runs `cdsfs serve` expecting it to fail; returns its exit code and standard error.
     func failing(_ arguments: [String]) throws -> (Int32, String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.executableURL = URL(fileURLWithPath: Paths.cdsfs)
         p.arguments = ["serve"] + arguments
         let err = Pipe()
         p.standardError = err

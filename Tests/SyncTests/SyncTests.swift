@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Two (or three) devices syncing through a real `cdsfs serve`, each with its own home and mount,
