@@ -68,6 +68,53 @@ int ccrypto_aes256ctr(const uint8_t key[32], uint64_t offset, const uint8_t *in,
     return 1;
 }
 
+// --- AES-256-GCM over blocks ------------------------------------------------------------------
+
+static _Thread_local EVP_CIPHER_CTX *gcm_ctx;
+
+static void gcm_nonce(uint8_t nonce[12], uint64_t index) {
+    memset(nonce, 0, 12);
+    for (int i = 0; i < 8; i++) nonce[11 - i] = (uint8_t)(index >> (8 * i));
+}
+
+// The key schedule is set once per call; each block only sets its nonce.
+static int gcm_blocks(int enc, const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
+                      uint64_t first) {
+    if (!gcm_ctx && !(gcm_ctx = EVP_CIPHER_CTX_new())) return -1;
+    if (block == 0 || block > (1u << 30)) return -1;
+    if (!EVP_CipherInit_ex(gcm_ctx, EVP_aes_256_gcm(), NULL, key, NULL, enc)) return -1;
+    int good = 1;
+    for (uint64_t index = first; plainlen > 0; index++) {
+        size_t n = plainlen < block ? plainlen : block;
+        uint8_t nonce[12];
+        gcm_nonce(nonce, index);
+        if (!EVP_CipherInit_ex(gcm_ctx, NULL, NULL, NULL, nonce, enc)) return -1;
+        int outl = 0;
+        if (!EVP_CipherUpdate(gcm_ctx, buf, &outl, buf, (int)n)) return -1;
+        uint8_t *tag = buf + n;
+        if (enc) {
+            if (!EVP_CipherFinal_ex(gcm_ctx, tag, &outl)) return -1;
+            if (!EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_GET_TAG, 16, tag)) return -1;
+        } else {
+            if (!EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_SET_TAG, 16, tag)) return -1;
+            if (EVP_CipherFinal_ex(gcm_ctx, tag, &outl) <= 0) good = 0;
+        }
+        buf += n + 16;
+        plainlen -= n;
+    }
+    return good;
+}
+
+int ccrypto_aes256gcm_seal_blocks(const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
+                                  uint64_t first) {
+    return gcm_blocks(1, key, buf, plainlen, block, first) == 1;
+}
+
+int ccrypto_aes256gcm_open_blocks(const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
+                                  uint64_t first) {
+    return gcm_blocks(0, key, buf, plainlen, block, first);
+}
+
 // --- Randomness and key derivation -----------------------------------------------------------
 
 int ccrypto_random(uint8_t *out, size_t len) { return RAND_bytes(out, (int)len) == 1; }

@@ -152,8 +152,15 @@ public final class Checker {
     private func checkChunks(_ chunks: [ChunkRef]) {
         for c in chunks {
             guard let link = c.link, let o = fetch(link.hash) else { continue }
-            if o.hashCount != 0 || UInt64(o.dataCount) != c.length {
+            let blocks = ContentContext.blocks
+            let expected = c.sealedInBlocks ? blocks.sealedSize(plaintext: Int(c.length)) : Int(c.length)
+            if o.hashCount != 0 || o.dataCount != expected {
                 problem(link.hash, "chunk holds \(o.dataCount) bytes, its list says \(c.length)")
+            } else if c.sealedInBlocks {
+                // The hash matched; the blocks must open too (else the writer sealed them wrong).
+                var data = Array(o.data)
+                let ok = data.withUnsafeMutableBytes { blocks.open($0, plaintext: Int(c.length), key: link.key) }
+                if !ok { problem(link.hash, "chunk's blocks fail their check") }
             }
         }
     }

@@ -1,41 +1,73 @@
 import Condensation
+import Dispatch
+import Glibc
 import Synchronization
 
-/// Decrypted chunks, most recently used kept, bounded in bytes. Reads of neighbouring ranges hit
-/// the same chunk many times (the kernel reads 128 KiB at a time; chunks average 256 KiB).
+/// A piece of a chunk as the cache holds it: one sealed block, or a whole chunk of the first
+/// (AES-CTR) format.
+struct PieceKey: Hashable, Sendable {
+    let hash: Hash
+    let block: UInt32
+    static let whole = UInt32.max
+
+    init(_ hash: Hash, block: Int) {
+        self.hash = hash
+        self.block = UInt32(block)
+    }
+
+    init(whole hash: Hash) {
+        self.hash = hash
+        self.block = Self.whole
+    }
+}
+
+/// Decrypted chunk pieces, most recently used kept, bounded in bytes. Reads of neighbouring ranges
+/// hit the same pieces many times (the kernel reads 128 KiB at a time).
+///
+/// Sharded by hash: the threads answering the kernel and the read-ahead all go through the cache,
+/// and with one lock a profile of sequential reads spent a tenth of its time waiting for it.
 final class ChunkCache: Sendable {
     private struct State {
-        var entries: [Hash: (bytes: [UInt8], stamp: UInt64)] = [:]
+        var entries: [PieceKey: (bytes: ArraySlice<UInt8>, stamp: UInt64)] = [:]
         var bytes = 0
         var clock: UInt64 = 0
     }
-    private let state = Mutex(State())
+    private static let shardCount = 16
+    private final class Shard: Sendable { let state = Mutex(State()) }
+    private let shards: [Shard]
     let limit: Int
 
-    init(limit: Int = 32 * 1024 * 1024) { self.limit = limit }
+    init(limit: Int = 32 * 1024 * 1024) {
+        self.limit = limit
+        shards = (0..<Self.shardCount).map { _ in Shard() }
+    }
 
-    func get(_ hash: Hash) -> [UInt8]? {
-        state.withLock { s in
-            guard var e = s.entries[hash] else { return nil }
+    private func shard(_ key: PieceKey) -> Shard {
+        shards[Int((key.hash.w3 &+ UInt64(key.block)) % UInt64(Self.shardCount))]
+    }
+
+    func get(_ key: PieceKey) -> ArraySlice<UInt8>? {
+        shard(key).state.withLock { s in
+            guard let e = s.entries[key] else { return nil }
             s.clock += 1
-            e.stamp = s.clock
-            s.entries[hash] = e
+            s.entries[key]!.stamp = s.clock
             return e.bytes
         }
     }
 
-    func contains(_ hash: Hash) -> Bool { state.withLock { $0.entries[hash] != nil } }
+    func contains(_ key: PieceKey) -> Bool { shard(key).state.withLock { $0.entries[key] != nil } }
 
-    func put(_ hash: Hash, _ bytes: [UInt8]) {
-        state.withLock { s in
+    func put(_ key: PieceKey, _ bytes: ArraySlice<UInt8>) {
+        let limit = self.limit / Self.shardCount
+        shard(key).state.withLock { s in
             s.clock += 1
-            if let old = s.entries.updateValue((bytes, s.clock), forKey: hash) { s.bytes -= old.bytes.count }
+            if let old = s.entries.updateValue((bytes, s.clock), forKey: key) { s.bytes -= old.bytes.count }
             s.bytes += bytes.count
-            // Evict the oldest tenth at once: a scan per eviction would make every put O(n).
+            // Evict the oldest quarter at once: a scan per eviction would make every put O(n).
             if s.bytes > limit {
                 let sorted = s.entries.sorted { $0.value.stamp < $1.value.stamp }
-                for (h, e) in sorted.prefix(max(1, sorted.count / 10)) {
-                    s.entries[h] = nil
+                for (k, e) in sorted.prefix(max(1, sorted.count / 4)) {
+                    s.entries[k] = nil
                     s.bytes -= e.bytes.count
                 }
             }
@@ -43,43 +75,48 @@ final class ChunkCache: Sendable {
     }
 }
 
-/// Everything file contents need from the volume: the store, the keys, the chunker, the cache.
-final class ContentContext: Sendable {
-    let store: any Store
-    let reader: ObjectReader
-    let secrets: Secrets
-    let chunker: Chunker
-    let cache = ChunkCache()
+/// Chunk pieces being fetched, so that a read that needs a piece the read-ahead is already
+/// fetching waits for it instead of reading, checking and decrypting it a second time.
+final class ChunkLoads: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var done = pthread_cond_t()
+    private var loading: Set<PieceKey> = []
 
-    init(store: any Store, secrets: Secrets) {
-        self.store = store
-        self.reader = ObjectReader(store: store)
-        self.secrets = secrets
-        self.chunker = Chunker(secrets: secrets)
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&done, nil)
     }
 
-    /// A chunk's plaintext (the object's data part, decrypted).
-    func chunk(_ link: HashAndKey) throws(FSError) -> [UInt8] {
-        if let bytes = cache.get(link.hash) { return bytes }
-        let object = try reader.object(link)
-        guard object.hashCount == 0 else {
-            Log.error("chunk \(link.hash.hex) has a hash list; not a chunk")
-            throw .io
-        }
-        let bytes = Array(object.data)
-        cache.put(link.hash, bytes)
-        return bytes
+    deinit {
+        pthread_cond_destroy(&done)
+        pthread_mutex_destroy(&mutex)
     }
 
-    /// Seals and stores one chunk; returns its link.
-    func storeChunk(_ plaintext: UnsafeRawBufferPointer) throws(FSError) -> HashAndKey {
-        var bytes = [UInt8](repeating: 0, count: 4 + plaintext.count)
-        bytes.withUnsafeMutableBytes { dst in
-            UnsafeMutableRawBufferPointer(rebasing: dst[4...]).copyMemory(from: plaintext)
-        }
-        let plain = try! Object(bytes: bytes)
-        let (sealed, link) = secrets.seal(plain)
-        do { try store.put(link.hash, sealed) } catch { throw Volume.map(error) }
-        return link
+    /// Claims the keys no other thread is loading (never waits, so two threads claiming
+    /// overlapping runs cannot deadlock); returns which of `keys` the caller now loads.
+    func claim(_ keys: [PieceKey]) -> [Bool] {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return keys.map { loading.insert($0).inserted }
+    }
+
+    /// Waits until no thread is loading `key`.
+    func wait(_ key: PieceKey) {
+        pthread_mutex_lock(&mutex)
+        while loading.contains(key) { pthread_cond_wait(&done, &mutex) }
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func isLoading(_ key: PieceKey) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return loading.contains(key)
+    }
+
+    func end(_ keys: some Sequence<PieceKey>) {
+        pthread_mutex_lock(&mutex)
+        for k in keys { loading.remove(k) }
+        pthread_cond_broadcast(&done)
+        pthread_mutex_unlock(&mutex)
     }
 }

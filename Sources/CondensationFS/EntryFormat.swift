@@ -19,6 +19,8 @@ enum EntryLabel {
     static let mode = "m", uid = "u", gid = "g", atime = "a", mtime = "t", ctime = "c", rdev = "r"
     static let xattrs = "x", size = "s", inline = "i", chunks = "k", chunkList = "K", directory = "d"
     static let symlink = "l", hardLink = "h", subdirectories = "n"
+    /// A chunk sealed in AES-256-GCM blocks (see `ContentContext`), not AES-256-CTR as a whole.
+    static let sealedBlocks = "g"
 }
 
 /// Metadata every node has.
@@ -80,19 +82,27 @@ struct Metadata: Equatable, Sendable {
 }
 
 /// One piece of a file: `length` bytes stored in the chunk `link`, or zeros (a hole) without one.
+/// `<length> → <key>#chunk` for a chunk encrypted whole with AES-256-CTR (the first format), and
+/// `<length> → (<key>#chunk, "g")` for one sealed in AES-256-GCM blocks, which every new chunk is.
 struct ChunkRef: Equatable, Sendable {
     var length: UInt64
     var link: HashAndKey?
+    /// Sealed in blocks that can be read and checked one at a time.
+    var sealedInBlocks: Bool
 
     var record: Record {
         var r = Record(Values.unsigned(length))
-        if let link { r.children = [link.record] }
+        if let link {
+            r.children = [link.record]
+            if sealedInBlocks { r.children.append(Record(text: EntryLabel.sealedBlocks)) }
+        }
         return r
     }
 
-    init(length: UInt64, link: HashAndKey?) {
+    init(length: UInt64, link: HashAndKey?, sealedInBlocks: Bool = true) {
         self.length = length
         self.link = link
+        self.sealedInBlocks = link != nil && sealedInBlocks
     }
 
     init?(record: Record) {
@@ -101,8 +111,12 @@ struct ChunkRef: Equatable, Sendable {
         if let child = record.firstChild {
             guard let link = HashAndKey(record: child) else { return nil }
             self.link = link
+            let rest = record.children.dropFirst()
+            guard rest.isEmpty || (rest.count == 1 && rest.first!.text == EntryLabel.sealedBlocks) else { return nil }
+            sealedInBlocks = !rest.isEmpty
         } else {
             link = nil
+            sealedInBlocks = false
         }
     }
 }

@@ -114,35 +114,64 @@ final class FileData {
             let chunkStart = baseOffsets[i]
             let within = Int(pos - chunkStart)
             let n = min(out.count - done, Int(min(base[i].length, limit - chunkStart)) - within)
-            if let link = base[i].link {
-                let bytes = try ctx.chunk(link)
-                guard bytes.count == Int(base[i].length) else {
-                    Log.error("chunk \(link.hash.hex) holds \(bytes.count) bytes, the list says \(base[i].length)")
+            let ref = base[i]
+            if ref.link == nil {
+                memset(out.baseAddress! + done, 0, n)
+            } else if ref.sealedInBlocks {
+                let bs = ContentContext.blocks.blockSize
+                var copied = 0
+                while copied < n {
+                    let at = within + copied
+                    let piece = try ctx.piece(ref, block: at / bs)
+                    let from = at % bs
+                    let m = min(n - copied, piece.count - from)
+                    guard m > 0 else {
+                        Log.error("chunk \(ref.link!.hash.hex) is shorter than its list says")
+                        throw .io
+                    }
+                    piece.withUnsafeBytes { src in
+                        (out.baseAddress! + done + copied).copyMemory(from: src.baseAddress! + from, byteCount: m)
+                    }
+                    copied += m
+                }
+            } else {
+                let bytes = try ctx.piece(ref, block: 0)
+                guard bytes.count == Int(ref.length) else {
+                    Log.error("chunk \(ref.link!.hash.hex) holds \(bytes.count) bytes, the list says \(ref.length)")
                     throw .io
                 }
                 bytes.withUnsafeBytes { src in
                     (out.baseAddress! + done).copyMemory(from: src.baseAddress! + within, byteCount: n)
                 }
-            } else {
-                memset(out.baseAddress! + done, 0, n)
             }
             done += n
         }
     }
 
-    /// The stored chunks a read of `length` bytes at `offset` needs that are not in the cache, so
-    /// that the caller can fetch them (disk, hash check, decryption) without holding the volume lock.
-    func uncachedChunks(_ offset: UInt64, _ length: Int, _ ctx: ContentContext) throws(FSError) -> [HashAndKey] {
+    /// The stored pieces a read of `length` bytes at `offset` needs that are not in the cache, so
+    /// that the caller can fetch them (disk, check, decryption) without holding the volume lock.
+    func uncachedChunks(_ offset: UInt64, _ length: Int, _ ctx: ContentContext) throws(FSError) -> [ChunkRead] {
         guard offset < size, inline == nil else { return [] }
         try loadList(ctx)
         let end = min(offset + UInt64(length), size, min(baseLimit, baseEnd))
         guard offset < end else { return [] }
-        var out: [HashAndKey] = []
+        var out: [ChunkRead] = []
+        let bs = UInt64(ContentContext.blocks.blockSize)
         var i = chunkIndex(offset)
         while i < base.count && baseOffsets[i] < end {
             let start = max(baseOffsets[i], offset), stop = min(baseOffsets[i] + base[i].length, end)
-            if let link = base[i].link, !coveredByPages(start, stop), !ctx.cache.contains(link.hash) { out.append(link) }
-            i += 1
+            defer { i += 1 }
+            guard let link = base[i].link, !coveredByPages(start, stop) else { continue }
+            if base[i].sealedInBlocks {
+                var first = Int((start - baseOffsets[i]) / bs), last = Int((stop - 1 - baseOffsets[i]) / bs)
+                while first <= last && ctx.isCached(link, block: first) { first += 1 }
+                while last >= first && ctx.isCached(link, block: last) { last -= 1 }
+                if first <= last {
+                    out.append(ChunkRead(link: link, length: Int(base[i].length), sealedInBlocks: true, blocks: first..<(last + 1)))
+                }
+            } else if !ctx.isCached(link, block: nil) {
+                out.append(ChunkRead(link: link, length: Int(base[i].length), sealedInBlocks: false, blocks: 0..<1))
+            }
         }
         return out
     }
@@ -356,14 +385,15 @@ final class FileData {
             let isFinal = pos >= size && !keepTail
             let used = filled
             var resynced = false
+            // Cut first (the gear hash runs along the bytes), then seal the pieces in parallel.
             let consumed = try buffer.withBytes { (b) throws(FSError) -> Int in
+                var pieces: [UnsafeRawBufferPointer] = []
                 var offset = 0
                 while offset < used {
                     let rest = UnsafeRawBufferPointer(rebasing: b[offset..<used])
                     let length = ctx.chunker.nextBoundary(rest, isFinal: isFinal)
                     if !isFinal && length == rest.count { break }  // the boundary depends on bytes not read yet
-                    let piece = UnsafeRawBufferPointer(rebasing: rest[..<length])
-                    emit(ChunkRef(length: UInt64(length), link: Self.isZero(piece) ? nil : try ctx.storeChunk(piece)))
+                    pieces.append(UnsafeRawBufferPointer(rebasing: rest[..<length]))
                     offset += length
                     let at = chunked + UInt64(offset)
                     if at >= end && isBaseBoundary(at) {
@@ -371,6 +401,8 @@ final class FileData {
                         break
                     }
                 }
+                let links = try ctx.storeChunks(pieces)
+                for (piece, link) in zip(pieces, links) { emit(ChunkRef(length: UInt64(piece.count), link: link)) }
                 return offset
             }
             chunked += UInt64(consumed)
@@ -420,14 +452,6 @@ final class FileData {
             }
         }
         return out
-    }
-
-    private static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        let words = bytes.count / 8
-        let w = bytes.baseAddress!
-        for k in 0..<words where w.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self) != 0 { return false }
-        for k in (words * 8)..<bytes.count where bytes[k] != 0 { return false }
-        return true
     }
 
     /// The content as an entry stores it, writing a chunk-list object if the list is long.

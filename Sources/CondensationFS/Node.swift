@@ -12,6 +12,8 @@ final class Node {
     /// References the kernel holds (lookup count); the node leaves the inode table at zero.
     var lookups: UInt64 = 0
     var openCount = 0
+    /// Where the last read ended: a read starting there is sequential and gets read-ahead.
+    var readEnd: UInt64 = 0
     /// The directory holding this node (for hard-linked files: one of them; they are not encoded
     /// by their directories).
     weak var parent: Node?

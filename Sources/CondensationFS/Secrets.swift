@@ -10,6 +10,9 @@ import Condensation
 public struct Secrets: Sendable {
     public let groupSecret: [UInt8]
     let objectKeySecret: [UInt8]
+    /// Chunks sealed in blocks get keys of their own kind: a key is never used both for AES-CTR
+    /// and for AES-GCM, whose counters would overlap.
+    let chunkKeySecret: [UInt8]
     /// The chunker's gear table, keyed so that chunk boundaries do not reveal content.
     let gear: [UInt64]
 
@@ -17,6 +20,7 @@ public struct Secrets: Sendable {
         precondition(groupSecret.count == 32)
         self.groupSecret = groupSecret
         objectKeySecret = HMAC.sha256(key: groupSecret, Array("cdsfs object keys".utf8))
+        chunkKeySecret = HMAC.sha256(key: groupSecret, Array("cdsfs chunk keys".utf8))
         let gearKey = try! AESKey(bytes: HMAC.sha256(key: groupSecret, Array("cdsfs chunker".utf8)))
         let stream = gearKey.applied([UInt8](repeating: 0, count: 256 * 8))
         gear = (0..<256).map { i in
@@ -31,6 +35,11 @@ public struct Secrets: Sendable {
     /// The convergent key of an object's plaintext bytes (header included, so the hash list is bound too).
     func key(for plaintext: UnsafeRawBufferPointer) -> AESKey {
         try! AESKey(bytes: HMAC.sha256(key: objectKeySecret, plaintext))
+    }
+
+    /// The convergent key of a chunk sealed in blocks: HMAC(chunk key secret, plaintext).
+    func chunkKey(for plaintext: UnsafeRawBufferPointer) -> AESKey {
+        try! AESKey(bytes: HMAC.sha256(key: chunkKeySecret, plaintext))
     }
 
     /// Encrypts an object with its convergent key and returns it with the link that opens it.

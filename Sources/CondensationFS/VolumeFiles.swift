@@ -36,20 +36,31 @@ extension Volume {
     }
 
     public func read(_ ino: Inode, handle: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) -> Int {
-        // Chunks that must come from disk are fetched, checked and decrypted outside the lock, so
-        // that the kernel's parallel read-ahead requests run on both cores.
-        let missing = try lock.withLock { () throws(FSError) in
+        // Chunks that must come from disk are fetched, checked and decrypted outside the lock (in
+        // parallel when there are several), so that reads use both cores. A sequential reader also
+        // gets the chunks after its request fetched in the background.
+        let (missing, ahead) = try lock.withLock { () throws(FSError) in
             let n = try node(ino)
             guard n.isRegular else { throw n.isDirectory ? .isDirectory : .invalid }
-            return try fileData(n).uncachedChunks(offset, buffer.count, ctx)
+            let f = fileData(n)
+            let end = offset + UInt64(buffer.count)
+            let sequential = offset == n.readEnd
+            n.readEnd = end
+            return (try f.uncachedChunks(offset, buffer.count, ctx),
+                    sequential ? try f.uncachedChunks(end, Self.readAhead, ctx) : [])
         }
-        for link in missing { _ = try ctx.chunk(link) }
+        if !ahead.isEmpty { ctx.prefetch(ahead) }
+        if !missing.isEmpty { try ctx.load(missing) }
         return try lock.withLock { () throws(FSError) in
             let n = try node(ino)
             guard n.isRegular else { throw .invalid }
             return try fileData(n).read(offset, into: buffer, ctx)
         }
     }
+
+    /// Bytes past a sequential read whose chunks are fetched ahead: about two chunks beyond the
+    /// kernel's own read-ahead window, so that its next requests find them decrypted.
+    static let readAhead = 1024 * 1024
 
     public func write(_ ino: Inode, handle: UInt64, offset: UInt64, _ data: UnsafeRawBufferPointer) throws(FSError) -> Int {
         try lock.withLock { () throws(FSError) in

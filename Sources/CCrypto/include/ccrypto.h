@@ -29,6 +29,19 @@ int ccrypto_hmac_sha256(const uint8_t *key, size_t keylen, const uint8_t *data, 
 /// so any part of a ciphertext can be decrypted on its own. `in` may equal `out`.
 int ccrypto_aes256ctr(const uint8_t key[32], uint64_t offset, const uint8_t *in, uint8_t *out, size_t len);
 
+// --- AES-256-GCM over blocks ------------------------------------------------------------------
+/// Seals a run of blocks in place. `buf` holds the blocks one after another, each of `block` bytes
+/// of plaintext (the last may be shorter) followed by 16 bytes of room for its tag; `plainlen` is
+/// the plaintext in all. Each block is encrypted with AES-256-GCM, the nonce being its index
+/// (`first` for the first block) as a 96-bit big-endian number, and its tag written after it.
+/// Returns 1 on success.
+int ccrypto_aes256gcm_seal_blocks(const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
+                                  uint64_t first);
+/// Opens blocks laid out as `ccrypto_aes256gcm_seal_blocks` writes them, in place. Returns 1 if
+/// every tag is right, 0 if one is not (the buffer then holds garbage), -1 if libcrypto failed.
+int ccrypto_aes256gcm_open_blocks(const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
+                                  uint64_t first);
+
 // --- Randomness and key derivation -----------------------------------------------------------
 /// Cryptographically secure random bytes (RAND_bytes). Returns 1 on success.
 int ccrypto_random(uint8_t *out, size_t len);

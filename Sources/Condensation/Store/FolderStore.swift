@@ -43,6 +43,13 @@ public final class FolderStore: Store {
         do { return try Object(bytes: bytes, expecting: hash) } catch { throw .corrupt(hash) }
     }
 
+    /// A range read straight from the file: a 4 KiB read of a file reads one sealed block of its
+    /// chunk, not the whole chunk.
+    public func read(_ hash: Hash, offset: Int, count: Int) throws(StoreError) -> [UInt8]? {
+        guard offset >= 0, count >= 0, count <= Self.maximumObjectSize else { throw .io(path: objectPath(hash), errno: EINVAL) }
+        return try FileSystem.read(objectPath(hash), offset: offset, count: count)
+    }
+
     public func put(_ hash: Hash, _ object: Object) throws(StoreError) {
         let p = objectPath(hash)
         // Present already: refresh its time so garbage collection sees it as recently used. A file of

@@ -41,6 +41,10 @@ public protocol Store: AnyObject, Sendable {
     /// The object, checked against its hash; nil if the store does not have it.
     func get(_ hash: Hash) throws(StoreError) -> Object?
     func put(_ hash: Hash, _ object: Object) throws(StoreError)
+    /// Bytes `offset..<offset + count` of an object, **not** checked against its hash: for callers
+    /// that check them another way (sealed blocks carry their own tags). Fewer bytes if the object
+    /// is shorter; nil if the store does not have it. The default gets (and checks) the whole object.
+    func read(_ hash: Hash, offset: Int, count: Int) throws(StoreError) -> [UInt8]?
     /// True (and the object's timestamp refreshed) if the store has the object.
     func book(_ hash: Hash) throws(StoreError) -> Bool
     func list(_ account: Hash, _ box: BoxLabel) throws(StoreError) -> [Hash]
@@ -56,6 +60,13 @@ public protocol Store: AnyObject, Sendable {
 }
 
 extension Store {
+    public func read(_ hash: Hash, offset: Int, count: Int) throws(StoreError) -> [UInt8]? {
+        guard let object = try get(hash) else { return nil }
+        let bytes = object.bytes
+        let start = min(max(0, offset), bytes.count)
+        return Array(bytes[start..<min(bytes.count, start + max(0, count))])
+    }
+
     public func list(_ account: Hash, _ box: BoxLabel, watch milliseconds: Int) throws(StoreError) -> [Hash] {
         try list(account, box)
     }

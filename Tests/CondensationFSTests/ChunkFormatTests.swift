@@ -1,0 +1,124 @@
+import Condensation
+@testable import CondensationFS
+import Glibc
+import XCTest
+
+/// Chunks sealed in 16 KiB AES-GCM blocks: read a block at a time, each checked on its own; and
+/// chunks of the first format (AES-CTR, checked by the object's hash) still read.
+final class ChunkFormatTests: XCTestCase {
+    private var dir = ""
+
+    override func setUpWithError() throws {
+        var template = Array("/tmp/cdsfs-chunks-XXXXXX".utf8CString)
+        dir = String(cString: mkdtemp(&template)!)
+    }
+
+    override func tearDown() { _ = system("rm -rf '\(dir)'") }
+
+    private func read(_ f: FileData, _ offset: UInt64, _ count: Int, _ ctx: ContentContext) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let n = try out.withUnsafeMutableBytes { try f.read(offset, into: $0, ctx) }
+        return Array(out[..<n])
+    }
+
+    /// Writes `data` as a file and returns its stored chunks.
+    private func storeFile(_ data: [UInt8], _ ctx: ContentContext) throws -> [ChunkRef] {
+        let f = FileData()
+        try data.withUnsafeBytes { try f.write(0, $0, ctx) }
+        guard case .chunks(let chunks) = try f.encode(ctx) else { XCTFail("expected an inline chunk list"); return [] }
+        return chunks
+    }
+
+    func testNewChunksAreSealedInBlocksAndReadBackAnyRange() throws {
+        let store = try FolderStore.create(dir + "/store")
+        let secrets = Secrets.random()
+        var rng = SeededRandom(11)
+        let data = rng.bytes(3 << 20)
+        let chunks = try storeFile(data, ContentContext(store: store, secrets: secrets))
+        XCTAssertGreaterThan(chunks.count, 2)
+        for c in chunks {
+            XCTAssert(c.sealedInBlocks)
+            XCTAssertEqual(ChunkRef(record: c.record), c, "the record round-trips")
+            XCTAssertEqual(c.record.children.last?.text, "g")
+            let object = try XCTUnwrap(try store.get(c.link!.hash))
+            XCTAssertEqual(object.bytes.count, 4 + ContentContext.blocks.sealedSize(plaintext: Int(c.length)))
+        }
+        // A fresh context (empty cache) reads ranges that start and end anywhere, across blocks and chunks.
+        let f = FileData(stored: .chunks(chunks), size: UInt64(data.count))
+        let ctx = ContentContext(store: store, secrets: secrets)
+        for _ in 0..<200 {
+            let offset = Int.random(in: 0..<data.count, using: &rng)
+            let count = Int.random(in: 1...300_000, using: &rng)
+            let got = try read(f, UInt64(offset), count, ctx)
+            XCTAssertEqual(got, Array(data[offset..<min(data.count, offset + count)]), "at \(offset) +\(count)")
+        }
+        // The loads the volume makes outside its lock (several chunks in parallel) fill the cache.
+        let fresh = ContentContext(store: store, secrets: secrets)
+        let f2 = FileData(stored: .chunks(chunks), size: UInt64(data.count))
+        let needed = try f2.uncachedChunks(0, data.count, fresh)
+        XCTAssertEqual(needed.count, chunks.count)
+        try fresh.load(needed)
+        XCTAssertEqual(try f2.uncachedChunks(0, data.count, fresh).count, 0, "everything is cached after a load")
+        XCTAssertEqual(try read(f2, 0, data.count, fresh), data)
+    }
+
+    /// A damaged block fails the reads that need it (EIO) and only those: the other blocks of the
+    /// same chunk still read.
+    func testADamagedBlockFailsOnlyTheReadsThatNeedIt() throws {
+        let store = try FolderStore.create(dir + "/store")
+        let secrets = Secrets.random()
+        var rng = SeededRandom(12)
+        let data = rng.bytes(200_000)
+        let chunks = try storeFile(data, ContentContext(store: store, secrets: secrets))
+        XCTAssertGreaterThanOrEqual(chunks[0].length, 65536, "chunks are at least 64 KiB")
+        let path = store.objectPath(chunks[0].link!.hash)
+        // Flip a bit in block 3 (plaintext bytes 49152..<65536).
+        let fd = open(path, O_RDWR)
+        var byte: UInt8 = 0
+        let at = off_t(4 + ContentContext.blocks.sealedOffset(block: 3) + 100)
+        XCTAssertEqual(pread(fd, &byte, 1, at), 1)
+        byte ^= 0x10
+        XCTAssertEqual(pwrite(fd, &byte, 1, at), 1)
+        close(fd)
+
+        let ctx = ContentContext(store: store, secrets: secrets)
+        let f = FileData(stored: .chunks(chunks), size: UInt64(data.count))
+        XCTAssertEqual(try read(f, 0, 49152, ctx), Array(data[0..<49152]))
+        XCTAssertEqual(try read(f, 65536, 4096, ctx), Array(data[65536..<69632]))
+        XCTAssertThrowsError(try read(f, 50_000, 10, ctx)) { XCTAssertEqual($0 as? FSError, .io) }
+        XCTAssertThrowsError(try read(f, 0, data.count, ctx)) { XCTAssertEqual($0 as? FSError, .io) }
+        // A truncated object: the blocks past the cut fail, the ones before still read.
+        truncate(path, off_t(4 + ContentContext.blocks.sealedOffset(block: 2)))
+        let ctx2 = ContentContext(store: store, secrets: secrets)
+        XCTAssertEqual(try read(f, 16384, 100, ctx2), Array(data[16384..<16484]))
+        XCTAssertThrowsError(try read(f, 40_000, 100, ctx2)) { XCTAssertEqual($0 as? FSError, .io) }
+        // A missing object.
+        unlink(path)
+        let ctx3 = ContentContext(store: store, secrets: secrets)
+        XCTAssertThrowsError(try read(f, 0, 10, ctx3)) { XCTAssertEqual($0 as? FSError, .io) }
+    }
+
+    /// A chunk of the first format: AES-256-CTR over the whole data with the object key, no marker.
+    func testChunksOfTheFirstFormatStillRead() throws {
+        let secrets = Secrets.random()
+        var rng = SeededRandom(13)
+        let data = rng.bytes(150_000)
+        for store in [MemoryStore() as any Store, try FolderStore.create(dir + "/store")] {
+            let (sealed, link) = secrets.seal(try Object(bytes: [0, 0, 0, 0] + data))
+            try store.put(link.hash, sealed)
+            let ref = ChunkRef(length: UInt64(data.count), link: link, sealedInBlocks: false)
+            XCTAssertEqual(ref.record.children.count, 1, "no marker for the first format")
+            XCTAssertEqual(ChunkRef(record: ref.record), ref)
+            let ctx = ContentContext(store: store, secrets: secrets)
+            let f = FileData(stored: .chunks([ref, ChunkRef(length: 1000, link: nil)]), size: UInt64(data.count + 1000))
+            XCTAssertEqual(try read(f, 0, 200_000, ctx), data + [UInt8](repeating: 0, count: 1000))
+            XCTAssertEqual(try read(f, 70_000, 10, ctx), Array(data[70_000..<70_010]))
+        }
+    }
+
+    func testAChunkRecordWithAnUnknownMarkerIsRefused() throws {
+        var r = ChunkRef(length: 10, link: HashAndKey(hash: Hash.of([1]), key: AESKey.random())).record
+        r.children[1] = Record(text: "x")
+        XCTAssertNil(ChunkRef(record: r))
+    }
+}
