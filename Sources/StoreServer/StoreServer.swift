@@ -60,6 +60,10 @@ public final class StoreServer: Sendable {
         public var storeThreads = 8
         /// NIO event loop threads.
         public var eventLoopThreads = min(System.coreCount, 4)
+        /// Signed requests remembered to refuse replays (see `ReplayCache`): about 100 bytes each.
+        /// At 1,450 signed requests a second the cache spans the whole date window; beyond that,
+        /// requests dated further back than it spans are refused (fresh ones never are).
+        public var replayCacheEntries = 1 << 18
 
         public init() {}
     }

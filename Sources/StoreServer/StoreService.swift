@@ -60,11 +60,14 @@ final class StoreService: Sendable {
     /// a file read and a key parse too).
     private let keys = Mutex<[Hash: PublicKey]>([:])
     private static let maximumCachedKeys = 4096
+    /// Signed requests accepted within the date window: each is accepted once.
+    let replays: ReplayCache
 
     init(store: any Store, limits: StoreServer.Limits, watchers: BoxWatchers) {
         self.store = store
         self.limits = limits
         self.watchers = watchers
+        self.replays = ReplayCache(capacity: limits.replayCacheEntries)
     }
 
     // MARK: Routing
@@ -311,9 +314,10 @@ final class StoreService: Sendable {
     // MARK: Signatures
 
     /// The actor that signed the request, nil if it is not validly signed: the date within the window,
-    /// the actor's public key on the store (or among `extraObjects`), and the PSS signature over
-    /// `DATE \0 METHOD \0 HOST+PATH [\0 BODY]`. As in the reference, a plain `Date` header is used if
-    /// `Condensation-Date` is absent.
+    /// the actor's public key on the store (or among `extraObjects`), the PSS signature over
+    /// `DATE \0 METHOD \0 HOST+PATH [\0 BODY]`, and not accepted before (a replay of a captured
+    /// request is refused like a bad signature; see `ReplayCache`). As in the reference, a plain `Date`
+    /// header is used if `Condensation-Date` is absent.
     func verifiedActor(_ r: ServiceRequest, extraObjects: [Hash: Object], body: [UInt8]?) -> Hash? {
         guard let date = r.headers["condensation-date"] ?? r.headers["date"],
               let when = HTTPSigning.parseDate(date) else { return nil }
@@ -324,7 +328,12 @@ final class StoreService: Sendable {
               let signature = Hex.decode(signatureText) else { return nil }
         guard let key = publicKey(actor, extraObjects) else { return nil }
         let hash = HTTPSigning.hashToSign(date: date, method: r.method, hostAndPath: r.host + r.path, body: body)
-        return key.rsa.verify(hash, signature: signature) ? actor : nil
+        guard key.rsa.verify(hash, signature: signature) else { return nil }
+        guard replays.firstUse(actor: actor, signature: signature, date: when, now: now) else {
+            Log.warning("refused a replayed signed request \(r.method) \(r.path) of \(actor.hex.prefix(16))…")
+            return nil
+        }
+        return actor
     }
 
     private func publicKey(_ actor: Hash, _ extraObjects: [Hash: Object]) -> PublicKey? {

@@ -226,15 +226,22 @@ public final class HTTPStore: Store {
     private func requestWithRetries(_ method: String, _ path: String, headers: [(String, String)], contentType: String?,
                                     body: [UInt8]?, signed: Bool, signBody: Bool,
                                     watchMilliseconds: Int) throws(StoreError) -> HTTPResponse {
-        var attempt = 0
-        while true {
+        // Signed for each sending, with the date of that moment: the server accepts a signed request
+        // once (it refuses replays), so a retry must be a new request, not the same bytes again.
+        let keyPair = signed ? keyPair : nil
+        let authority = authority, basePath = basePath
+        let makeHeaders = { () -> [(String, String)] in
             var all = headers
             if let contentType { all.append(("Content-Type", contentType)) }
-            if signed, let keyPair {
+            if let keyPair {
                 all += HTTPSigning.headers(keyPair: keyPair, method: method, hostAndPath: authority + basePath + path,
                                            body: signBody ? body ?? [] : nil)
             }
-            let outcome = exchange(method, path, headers: all, body: body, watchMilliseconds: watchMilliseconds)
+            return all
+        }
+        var attempt = 0
+        while true {
+            let outcome = exchange(method, path, headers: makeHeaders, body: body, watchMilliseconds: watchMilliseconds)
             switch outcome {
             case .success(let response) where response.status < 500 || attempt >= configuration.retries:
                 if response.status < 300, signed, keyPair != nil { keyPublished.store(true, ordering: .relaxed) }
@@ -253,7 +260,7 @@ public final class HTTPStore: Store {
     /// requests by hand. Transport failures become `.unreachable`.
     public func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
                      watchMilliseconds: Int = 0) throws(StoreError) -> HTTPResponse {
-        switch exchange(method, path, headers: headers, body: body, watchMilliseconds: watchMilliseconds) {
+        switch exchange(method, path, headers: { headers }, body: body, watchMilliseconds: watchMilliseconds) {
         case .success(let r): return r
         case .failure(let e): throw .unreachable("\(method) \(url)\(path): \(e)")
         }
@@ -267,23 +274,29 @@ public final class HTTPStore: Store {
         while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
     }
 
-    private func exchange(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]?,
+    /// One request over a pooled connection. `headers` is called for each sending (a signed request is
+    /// signed anew when it goes out again on a fresh connection).
+    private func exchange(_ method: String, _ path: String, headers: () -> [(String, String)], body: [UInt8]?,
                           watchMilliseconds: Int) -> Result<HTTPResponse, HTTPTransportError> {
-        var head = "\(method) \(basePath)\(path) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: \(configuration.userAgent)\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if let body {
-            head += "Content-Length: \(body.count)\r\n"
-        } else if method == "PUT" || method == "POST" {
-            head += "Content-Length: 0\r\n"
+        func requestBytes() -> [UInt8] {
+            var head = "\(method) \(basePath)\(path) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: \(configuration.userAgent)\r\n"
+            for (name, value) in headers() { head += "\(name): \(value)\r\n" }
+            if let body {
+                head += "Content-Length: \(body.count)\r\n"
+            } else if method == "PUT" || method == "POST" {
+                head += "Content-Length: 0\r\n"
+            }
+            head += "\r\n"
+            var bytes = Array(head.utf8)
+            if let body { bytes += body }
+            return bytes
         }
-        head += "\r\n"
-        var bytes = Array(head.utf8)
-        if let body { bytes += body }
 
         let timeout = Int(configuration.readTimeout * 1000)
         // A stale keep-alive connection fails before any answer: send again once on a new one.
         var freshTried = false
         while true {
+            let bytes = requestBytes()
             let connection: HTTPConnection
             var reused = false
             if !freshTried, let c = takeIdle() {
