@@ -82,10 +82,17 @@ public final class S3Store: Store {
     /// bucket exists; throws a one-line error that says which and what to do.
     public func check() throws(StoreError) {
         let r = try request("GET", key: nil, query: [("list-type", "2"), ("max-keys", "1"), ("prefix", location.key(""))])
-        guard r.status == 200 else { throw failure(r, "listing bucket \(location.bucket)") }
-        guard S3XML.elements("ListBucketResult", in: r.body).count == 1 else {
-            throw .refused(status: r.status, "\(location.endpoint) does not answer like an S3 service (no ListBucketResult); is the endpoint right?")
-        }
+        if r.status == 200 && S3XML.elements("ListBucketResult", in: r.body).count == 1 { return }
+        if r.status != 200 && errorCode(r) != nil { throw failure(r, "listing bucket \(location.bucket)") }
+        let text = r.text.httpTrimmed
+        throw .refused(status: r.status, "\(location.endpoint) does not answer like an S3 service (HTTP \(r.status)\(text.isEmpty ? "" : ": " + String(text.prefix(80)))); is endpoint= right?")
+    }
+
+    /// Creates the bucket (tests, benchmarks and first setups; a bucket that exists and is ours is fine).
+    public func createBucket() throws(StoreError) {
+        let r = try request("PUT", key: nil, body: [])
+        if r.status == 200 || errorCode(r) == "BucketAlreadyOwnedByYou" { return }
+        throw failure(r, "creating bucket \(location.bucket)")
     }
 
     // MARK: Store
@@ -238,7 +245,7 @@ public final class S3Store: Store {
     }
 
     /// Every key under `prefix` (ListObjectsV2, page by page), with size and time.
-    private func listKeys(prefix: String, _ each: (String, Int, Int) -> Void) throws(StoreError) {
+    func listKeys(prefix: String, _ each: (String, Int, Int) -> Void) throws(StoreError) {
         var token: String?
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]

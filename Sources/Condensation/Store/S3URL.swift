@@ -17,9 +17,9 @@ public enum S3ConfigurationError: Error, Equatable, Sendable, CustomStringConver
         case .badBucket(let u): return "\(u): the bucket name must be 3–63 characters of a–z, 0–9, '.' and '-'"
         case .noEndpoint(let u): return "\(u) names no endpoint: add ?endpoint=http://HOST:PORT (the S3 service's address)"
         case .httpsEndpoint(let e):
-            return "endpoint \(e): https is not supported by cdsfs's S3 client; put a TLS-terminating proxy (e.g. stunnel) on this machine and give endpoint=http://127.0.0.1:PORT"
+            return "endpoint \(e): https is not supported by cdsfs's S3 client; run a TLS tunnel (e.g. stunnel) to it on this machine and give endpoint=http://HOST&connect=127.0.0.1:PORT (see README, S3)"
         case .badEndpoint(let e): return "endpoint \(e) is not http://HOST[:PORT]"
-        case .badQuery(let what): return "s3 URL: \(what) (known parameters: endpoint, region)"
+        case .badQuery(let what): return "s3 URL: \(what) (known parameters: endpoint, region, connect)"
         case .noCredentials(let why): return "no S3 credentials: \(why)"
         }
     }
@@ -37,6 +37,9 @@ public struct S3Location: Sendable, Equatable {
     /// `http://host:port`, without a trailing slash.
     public var endpoint: String
     public var region: String
+    /// `HOST:PORT` to connect to instead of the endpoint (a local TLS tunnel such as stunnel: the
+    /// client speaks plain HTTP to it, signed for the endpoint's name).
+    public var connect: String?
     /// Host and port to connect to; `authority` is what the `Host` header says.
     public var host: String
     public var port: Int
@@ -45,6 +48,7 @@ public struct S3Location: Sendable, Equatable {
     /// The normal form of the URL (what `S3Store.url` says and what devices record).
     public var url: String {
         "s3://\(bucket)\(prefix.isEmpty ? "" : "/" + prefix)?endpoint=\(endpoint)&region=\(region)"
+            + (connect.map { "&connect=" + $0 } ?? "")
     }
 
     public init(url: String) throws(S3ConfigurationError) {
@@ -64,6 +68,7 @@ public struct S3Location: Sendable, Equatable {
         guard !prefix.contains("#") else { throw .badQuery("a prefix cannot contain '#'") }
 
         var endpoint: String?
+        var connect: String?
         var region = "us-east-1"
         for pair in queryText.split(separator: "&") where !pair.isEmpty {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -71,6 +76,7 @@ public struct S3Location: Sendable, Equatable {
             let value = Self.percentDecoded(parts[1])
             switch parts[0] {
             case "endpoint": endpoint = value
+            case "connect": connect = value
             case "region":
                 guard !value.isEmpty, value.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 45 }) else {
                     throw .badQuery("region \(value) is not a region name such as us-east-1")
@@ -106,6 +112,20 @@ public struct S3Location: Sendable, Equatable {
         self.host = host
         self.port = port
         self.authority = authority
+        self.connect = nil
+        if let connect {
+            // Where the TCP connection goes (a local TLS tunnel to the endpoint); the endpoint stays
+            // what is signed and sent as Host.
+            guard let colon = connect.lastIndex(of: ":"), let p = Int(connect[connect.index(after: colon)...]),
+                  (1...65535).contains(p), colon > connect.startIndex else {
+                throw .badQuery("connect=\(connect) is not HOST:PORT")
+            }
+            var h = String(connect[..<colon])
+            if h.hasPrefix("[") && h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
+            self.host = h
+            self.port = p
+            self.connect = connect
+        }
     }
 
     /// `%XX` sequences decoded (an endpoint given URL-encoded in the query); invalid ones kept.
