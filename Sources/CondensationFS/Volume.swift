@@ -179,8 +179,7 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
 
     static func map(_ error: StoreError) -> FSError {
         switch error {
-        case .noSpace: return .noSpace
-        case .readOnly: return .readOnly
+        case .noSpace, .readOnly: return StoreTrouble.report(error)
         default:
             Log.error("store: \(error)")
             return .io

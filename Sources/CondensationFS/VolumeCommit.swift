@@ -47,7 +47,8 @@ extension Volume {
                 dir.dirty = true
             }
             (linkTableDirty, linkTableLink) = linkTableBefore
-            Log.error("commit failed: \(error)")
+            // A full or read-only store was said once already (StoreTrouble), not at every attempt.
+            if !StoreTrouble.isUnwritable(error) { Log.error("commit failed: \(error)") }
             throw error
         }
         head = Head(version: version, envelopes: [envelopeHash], root: written)
@@ -58,6 +59,7 @@ extension Volume {
         buffered = [:]
         bufferedBytes = 0
         Log.info("committed version \(version.link.hash.shortHex)")
+        StoreTrouble.cleared(version.link.hash)
     }
 
     /// Encodes a directory (and every changed directory below it) bottom-up.
@@ -170,7 +172,7 @@ extension Volume {
             let age = Double(Timestamp.now().totalNanoseconds - first.totalNanoseconds) / 1e9
             guard age >= interval else { return interval - age }
             do { try commitLocked() } catch {
-                Log.error("background commit failed (\(error)); retrying in \(interval) s")
+                if !StoreTrouble.isUnwritable(error) { Log.error("background commit failed (\(error)); retrying in \(interval) s") }
                 firstUnsavedChange = .now()
             }
             return interval

@@ -38,7 +38,8 @@ public enum MountError: Error, Equatable, CustomStringConvertible, Sendable {
         case .loop(let why):
             return "the FUSE request loop failed: \(why)"
         case .close(let why):
-            return "the final commit failed: \(why)"
+            return "the final commit failed (\(why)): the changes since the last commit are lost "
+                + "(`cdsfs unmount` refuses to unmount while they cannot be committed)"
         }
     }
 }

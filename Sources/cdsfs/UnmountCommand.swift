@@ -1,16 +1,25 @@
 import ArgumentParser
+import CLinux
 import CondensationFS
 import FuseMount
 import Glibc
 
-/// `cdsfs unmount`: unmounts with fusermount3 (the mount process then commits and exits) and returns
-/// once the mount process has ended, so that the final commit is done when the command returns.
+/// `cdsfs unmount`: commits through the mount, unmounts with fusermount3 (the mount process then
+/// commits what came since and exits) and returns once the mount process has ended, so that the final
+/// commit is done when the command returns.
+///
+/// If the changes cannot be committed (the store's disk full or read-only), it does not unmount: the
+/// mount keeps them in memory and keeps serving, and the command says why in one line and fails, as
+/// `umount` does for a busy filesystem. Unmounting anyway (`fusermount3 -u`) would lose them.
 struct UnmountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unmount",
         abstract: "Unmount the folder; returns once its last changes are committed.",
         discussion: """
-        Fails if a program still uses the folder (its working directory or an open file is inside).
+        Fails if a program still uses the folder (its working directory or an open file is inside), \
+        or if its changes cannot be committed (the store's disk full or read-only): the folder then \
+        stays mounted with the changes in memory; free space (or make the store writable) and run it \
+        again.
         """
     )
 
@@ -30,6 +39,7 @@ struct UnmountCommand: ParsableCommand {
         // Opened before unmounting: the mount process holds it locked until it exits.
         let pidFile = homePath.map { open(PidFile.path(home: $0, mountpoint: path), O_RDONLY | O_CLOEXEC) } ?? -1
 
+        if let problem = commitThroughMount(path) { fail(problem) }
         if let problem = unmount(path) { fail(problem) }
         guard pidFile >= 0 else { return }
         defer { close(pidFile) }
@@ -51,6 +61,31 @@ struct UnmountCommand: ParsableCommand {
         guard let resolved = realpath(absolute, nil) else { return absolute }
         defer { free(resolved) }
         return String(cString: resolved)
+    }
+
+    /// Commits the folder's changes while it is still mounted: the kernel's cached writes go to the
+    /// mount process (syncfs), then an fsync of the root directory commits them. Nil when they are
+    /// committed (or when the mount process is gone, so nothing can be); else the reason not to unmount.
+    func commitThroughMount(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }  // a dead mount (ENOTCONN): nothing to commit, clean it up
+        defer { close(fd) }
+        // The kernel's cached writes first: a write-back error was told to the writer already, and
+        // what the mount answered to it is in the commit that follows (or is the reason it fails).
+        _ = clinux_syncfs(fd)
+        let failure = fsync(fd) == 0 ? 0 : errno
+        switch failure {
+        case 0, ENOTCONN, ECONNABORTED: return nil
+        case ENOSPC, EDQUOT:
+            return "cannot unmount \(path): its changes cannot be committed, the store's disk is full; they are kept "
+                + "in memory and the folder stays mounted: free space on the store's disk and unmount again"
+        case EROFS:
+            return "cannot unmount \(path): its changes cannot be committed, the store is read-only; they are kept "
+                + "in memory and the folder stays mounted: make the store writable and unmount again"
+        default:
+            return "cannot unmount \(path): its changes cannot be committed (\(String(cString: strerror(failure)))); "
+                + "they are kept in memory and the folder stays mounted: see the mount log, then unmount again"
+        }
     }
 
     /// Runs `fusermount3 -u` (or umount(2) without it); nil on success, else the reason in one line.

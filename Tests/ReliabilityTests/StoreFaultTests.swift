@@ -56,13 +56,29 @@ final class StoreFaultTests: ReliabilityTestCase {
         XCTAssert(check1.succeeded, "fsck with the disk full: \(check1)")
         XCTAssertEqual(versions(), committed, "a version appeared although every commit failed")
         XCTAssertEqual(committed.count, versionsBefore.count + 1)
-        // (The log says nothing here: both fsyncs failed in the kernel's writeback of the pages, whose
-        // write requests the mount answered ENOSPC, so no commit was even attempted.)
-        print("mount log while full:\n" + mountLog().split(separator: "\n").suffix(4).joined(separator: "\n"))
+        // The log says so once, however many writes and commits failed: what, and what it means.
+        let reported = storeTroubleLines(mountLog())
+        print("mount log while full:\n" + reported.joined(separator: "\n"))
+        XCTAssertEqual(reported.count, 1, "one line for the full disk: \(reported)")
+        XCTAssert(reported.first?.contains("no space left on the store's disk") == true, "\(reported)")
+        XCTAssert(reported.first?.contains("stay in this mount's memory") == true, "\(reported)")
+
+        // Unmounting now would lose the changes held in memory: refused in one line, still mounted.
+        let refused = cdsfs(["unmount", mnt])
+        print("cdsfs unmount with the disk full: \(refused)")
+        XCTAssertEqual(refused.status, 1, "\(refused)")
+        XCTAssertEqual(refused.stderrLines.count, 1, "\(refused)")
+        XCTAssert(refused.stderr.contains("cannot unmount \(mnt): its changes cannot be committed, the store's disk is full"),
+                  "\(refused)")
+        XCTAssert(Mounts.isMounted(mnt), "unmounted although its changes could not be committed")
+        XCTAssert(Mounts.isAlive(pid), "the mount process ended although its changes could not be committed")
+        XCTAssertEqual(Files.read(mnt + "/a/during.txt"), small)
+        XCTAssertEqual(versions(), committed)
 
         // Space returns: the pending changes commit, and new writes work.
         remountFilesystem(fs, "size=256m")
         XCTAssertEqual(errnoName(IO.fsync(mnt + "/a/during.txt")), "OK", "fsync after space returned")
+        XCTAssert(mountLog().contains("the store takes writes again"), "the log does not say the full disk is over")
         let after = rng.bytes(300_000)
         let wroteAfter = IO.write(mnt + "/after.bin", after)
         XCTAssert(wroteAfter.succeeded, "after space returned: \(wroteAfter)")
@@ -71,6 +87,7 @@ final class StoreFaultTests: ReliabilityTestCase {
         XCTAssert(check2.succeeded, "fsck after space returned: \(check2)")
 
         unmount()
+        XCTAssertEqual(storeTroubleLines(mountLog()).count, 1, "the full disk was reported again after it was over")
         let check3 = fsck()
         XCTAssert(check3.succeeded, "fsck after unmount: \(check3)")
         try mount()
@@ -109,9 +126,15 @@ final class StoreFaultTests: ReliabilityTestCase {
         let check1 = fsck()
         XCTAssert(check1.succeeded, "fsck of the read-only store: \(check1)")
         XCTAssertEqual(versions(), committed)
-        let log = mountLog()
-        print("mount log with the store read-only:\n" + log.split(separator: "\n").suffix(4).joined(separator: "\n"))
-        XCTAssert(log.contains("commit failed: Read-only file system"), "the mount log does not say that commits fail")
+        let reported = storeTroubleLines(mountLog())
+        print("mount log with the store read-only:\n" + reported.joined(separator: "\n"))
+        XCTAssertEqual(reported.count, 1, "one line for the read-only store: \(reported)")
+        XCTAssert(reported.first?.contains("the store's disk is read-only") == true, "\(reported)")
+        let refused = cdsfs(["unmount", mnt])
+        XCTAssertEqual(refused.status, 1, "\(refused)")
+        XCTAssert(refused.stderr.contains("cannot unmount \(mnt): its changes cannot be committed, the store is read-only"),
+                  "\(refused)")
+        XCTAssert(Mounts.isMounted(mnt) && Mounts.isAlive(pid), "unmounted although its changes could not be committed")
 
         remountFilesystem(fs, "rw")
         XCTAssertEqual(errnoName(IO.fsync(mnt + "/sub/during.txt")), "OK", "fsync once the store is writable again")
@@ -289,5 +312,10 @@ final class StoreFaultTests: ReliabilityTestCase {
         try mount()
         XCTAssertEqual(Files.readText(mnt + "/new.txt"), "new\n")
         unmount()
+    }
+
+    /// The mount log's lines about a full or read-only store.
+    func storeTroubleLines(_ log: String) -> [String] {
+        log.split(separator: "\n").map(String.init).filter { $0.contains("cannot write to the store") }
     }
 }
