@@ -180,15 +180,25 @@ extension Home {
     ///
     /// The private box is forward-mergeable: entries written meanwhile by another process of this
     /// device (a `cdsfs group` command while mounted) are read, their members merged in, and
-    /// replaced too. The envelope's key is encrypted for every active member.
+    /// replaced too. Entries naming garbage (see `PrivateBoxEntry`) are removed in the same swap.
+    /// The envelope's key is encrypted for every active member.
     func publish(root: PrivateRoot, objects: [(Hash, Object)], replacing old: [Hash]) throws(FSError) -> (Hash, PrivateRoot) {
         var root = root
         var replaced = Set(old)
+        var garbage: [(Hash, String)] = []
         if let entries = try? store.list(keyPair.actor, .private) {
             for h in entries where !replaced.contains(h) {
-                guard let other = try? openPrivateRoot(h) else { continue }
-                root.mergeMembers(other.1.members)
-                replaced.insert(h)
+                switch privateBoxEntry(h) {
+                case .envelope(let link):
+                    guard let other = try? privateRoot(link) else { continue }
+                    root.mergeMembers(other.members)
+                    replaced.insert(h)
+                case .garbage(let why):
+                    garbage.append((h, why))
+                    replaced.insert(h)
+                case .unreadable:
+                    continue
+                }
             }
         }
         root.members[keyPair.actor] = root.members[keyPair.actor]
@@ -203,6 +213,7 @@ extension Home {
         m.additions.append(BoxChange(keyPair.actor, .private, envelopeHash))
         for h in replaced where h != envelopeHash { m.removals.append(BoxChange(keyPair.actor, .private, h)) }
         do { try store.modify(m) } catch { throw Volume.map(error) }
+        for (h, why) in garbage { Log.warning("removed private box entry \(h.hex): \(why)") }
         return (envelopeHash, root)
     }
 
@@ -220,11 +231,14 @@ extension Home {
 
     /// Opens one private box entry: its content link and private root.
     func openPrivateRoot(_ envelopeHash: Hash) throws(FSError) -> (HashAndKey, PrivateRoot) {
-        let reader = ObjectReader(store: store)
-        guard let envelope = try? store.get(envelopeHash),
-              let link = try? Envelope.openPrivate(envelope, signer: keyPair.publicKey, keyPair: keyPair),
-              let root = PrivateRoot(record: try reader.record(link)) else { throw .io }
-        return (link, root)
+        guard case .envelope(let link) = privateBoxEntry(envelopeHash) else { throw .io }
+        return (link, try privateRoot(link))
+    }
+
+    /// The private root an envelope links to.
+    func privateRoot(_ link: HashAndKey) throws(FSError) -> PrivateRoot {
+        guard let root = PrivateRoot(record: try ObjectReader(store: store).record(link)) else { throw .io }
+        return root
     }
 
     /// Reads the private box: every envelope that opens, and the newest version among them.
@@ -238,7 +252,11 @@ extension Home {
         for h in entries {
             guard let (_, root) = try? openPrivateRoot(h),
                   let version = try? Version.load(root.filesystem, reader: reader) else {
-                Log.warning("private box entry \(h.hex) does not open; ignored")
+                if case .garbage(let why) = privateBoxEntry(h) {
+                    Log.warning("private box entry \(h.hex) is ignored, and removed at the next commit: \(why)")
+                } else {
+                    Log.warning("private box entry \(h.hex) does not open; ignored")
+                }
                 continue
             }
             opened.append(h)

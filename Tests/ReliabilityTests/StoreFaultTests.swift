@@ -282,7 +282,7 @@ final class StoreFaultTests: ReliabilityTestCase {
 
     // MARK: Private box entries naming garbage
 
-    func testPrivateBoxEntriesNamingGarbageAreIgnoredAndReported() throws {
+    func testPrivateBoxEntriesNamingGarbageAreReportedAndRemovedAtTheNextCommit() throws {
         let actor = try initHome()
         try mount(options: ["commit_interval=3600"])
         XCTAssert(IO.write(mnt + "/kept.txt", Array("kept\n".utf8)).succeeded)
@@ -292,24 +292,36 @@ final class StoreFaultTests: ReliabilityTestCase {
         // (the device's public key).
         let nothing = Hash.of([UInt8]()).hex
         let notAnEnvelope = actor
-        for hex in [nothing, notAnEnvelope] { XCTAssertEqual(Files.write(box + "/" + hex, []), 0) }
-
-        try mount(options: ["commit_interval=3600"])
-        guard let pid = daemonPID() else { throw StopTest("no daemon pid") }
-        XCTAssertEqual(Files.readText(mnt + "/kept.txt"), "kept\n")
-        XCTAssert(IO.write(mnt + "/new.txt", Array("new\n".utf8)).succeeded, "a commit with garbage in the private box")
-        XCTAssert(Mounts.isAlive(pid))
-        let log = mountLog()
-        for hex in [nothing, notAnEnvelope] {
-            XCTAssert(log.contains(hex), "the mount log does not name the private box entry \(hex)")
-        }
-        unmount()
+        let garbage: Set<String> = [nothing, notAnEnvelope]
+        for hex in garbage { XCTAssertEqual(Files.write(box + "/" + hex, []), 0) }
 
         let check = fsck()
         print("fsck with garbage in the private box:\n" + check.stdout)
         XCTAssertFalse(check.succeeded)
-        XCTAssertEqual(Set(badObjects(check)), [nothing, notAnEnvelope])
+        XCTAssertEqual(Set(badObjects(check)), garbage)
+
+        try mount(options: ["commit_interval=3600"])
+        guard let pid = daemonPID() else { throw StopTest("no daemon pid") }
+        XCTAssertEqual(Files.readText(mnt + "/kept.txt"), "kept\n")
+        for hex in garbage {
+            XCTAssert(mountLog().contains("private box entry \(hex) is ignored, and removed at the next commit"),
+                      "the mount log does not name the private box entry \(hex)")
+        }
+        // The next commit swaps the private box entry and takes the garbage out with it.
+        XCTAssert(IO.write(mnt + "/new.txt", Array("new\n".utf8)).succeeded, "a commit with garbage in the private box")
+        XCTAssert(Mounts.isAlive(pid))
+        for hex in garbage {
+            XCTAssert(mountLog().contains("removed private box entry \(hex)"), "the log does not say \(hex) was removed")
+        }
+        let left = Set((try? FileManager.default.contentsOfDirectory(atPath: box)) ?? [])
+        XCTAssertEqual(left.count, 1, "the private box holds \(left)")
+        XCTAssert(left.isDisjoint(with: garbage), "garbage left in the private box: \(left)")
+        unmount()
+
+        let after = fsck()
+        XCTAssert(after.succeeded, "fsck after the garbage was removed: \(after)")
         try mount()
+        XCTAssertEqual(Files.readText(mnt + "/kept.txt"), "kept\n")
         XCTAssertEqual(Files.readText(mnt + "/new.txt"), "new\n")
         unmount()
     }
