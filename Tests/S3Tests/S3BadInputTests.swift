@@ -1,0 +1,93 @@
+@testable import Condensation
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// Wrong endpoint, wrong credentials, a missing bucket, a bucket another tool wrote junk into: one
+/// clear line each and a non-zero exit, or (junk) working around it; nothing corrupt.
+final class S3BadInputTests: S3TestCase {
+    private var keys: [String: String] { ["AWS_ACCESS_KEY_ID": Self.accessKey, "AWS_SECRET_ACCESS_KEY": Self.secretKey] }
+
+    /// Runs `arguments` and expects a failure whose standard error is one `cdsfs: …` line containing
+    /// every one of `words`.
+    private func expectOneLine(_ arguments: [String], environment: [String: String], _ words: [String],
+                               file: StaticString = #filePath, line: UInt = #line) {
+        let r = cdsfs(arguments, environment: environment, timeout: 60)
+        XCTAssertFalse(r.succeeded, "\(r)", file: file, line: line)
+        XCTAssertFalse(r.timedOut, "\(r)", file: file, line: line)
+        let lines = r.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line: \(r)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("cdsfs: "), "\(r)", file: file, line: line)
+        for w in words { XCTAssertTrue(r.stderr.contains(w), "'\(w)' in: \(r.stderr)", file: file, line: line) }
+        if arguments.first == "serve" { metric("error", r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    private var endpoint: String { Self.endpoint }
+
+    func testServeAndRemoteAddSayWhatIsWrong() throws {
+        let home = root + "/home"
+        try must(["init", "--home", home])
+        let missing = "s3://no-such-bucket-\(UInt32.random(in: 0...UInt32.max))?endpoint=\(endpoint)"
+        let cases: [(url: String, env: [String: String], words: [String])] = [
+            (missing, keys, ["does not exist", "create it"]),
+            (s3URL, ["AWS_ACCESS_KEY_ID": Self.accessKey, "AWS_SECRET_ACCESS_KEY": "wrong"], ["signature", "AWS_SECRET_ACCESS_KEY"]),
+            (s3URL, ["AWS_ACCESS_KEY_ID": "nobody", "AWS_SECRET_ACCESS_KEY": "wrong"], ["access key nobody", "AWS_ACCESS_KEY_ID"]),
+            ("s3://\(bucket)?endpoint=http://127.0.0.1:1", keys, ["cannot reach", "endpoint"]),
+            ("s3://\(bucket)?endpoint=https://s3.amazonaws.com", keys, ["https is not supported", "stunnel"]),
+            ("s3://\(bucket)", keys, ["no endpoint"]),
+            ("s3://B?endpoint=\(endpoint)", keys, ["bucket name"]),
+            (s3URL, ["HOME": root], ["no S3 credentials", "AWS_ACCESS_KEY_ID"]),
+        ]
+        for c in cases {
+            expectOneLine(["serve", "--store", c.url, "--listen", "127.0.0.1:0"], environment: c.env, c.words)
+            expectOneLine(["remote", "add", "--home", home, c.url], environment: c.env, c.words)
+            expectOneLine(["gc", "--store", c.url], environment: c.env, c.words)
+        }
+        // A server that is not S3 (a cdsfs serve) as the endpoint.
+        expectOneLine(["serve", "--store", "s3://\(bucket)?endpoint=\(server.url)", "--listen", "127.0.0.1:0"],
+                      environment: keys, ["does not answer like an S3 service"])
+        XCTAssertEqual(try must(["remote", "list", "--home", home]), "", "no remote was added")
+    }
+
+    /// Another tool's files in the bucket, in and out of the store's layout: a server on it serves, two
+    /// devices sync through it, gc keeps what is not the store's, and nothing is corrupt.
+    func testABucketWithJunkFromAnotherTool() throws {
+        let store = try s3Store()
+        let junkObject = "objects/ab/" + String(repeating: "c", count: 62)
+        let stranger = Hash.of(Array("stranger".utf8)).hex
+        let foreign = ["README.txt", "objects/zz/not-hex", "objects/ab/short", "accounts/garbage/x",
+                       "accounts/\(stranger)/private/not-a-hash", "backup/2024/db.dump"]
+        for key in foreign + [junkObject, "accounts/\(stranger)/messages/\(String(repeating: "d", count: 64))"] {
+            let r = try store.request("PUT", key: key, body: Array("junk written by another tool\n".utf8))
+            XCTAssertEqual(r.status, 200, "PUT \(key)")
+        }
+        // The junk under an object's name is reported as corrupt, not returned.
+        XCTAssertThrowsError(try store.get(Hash(hex: "ab" + String(repeating: "c", count: 62))!)) {
+            XCTAssertEqual($0 as? StoreError, .corrupt(Hash(hex: "ab" + String(repeating: "c", count: 62))!))
+        }
+        XCTAssertEqual(try store.list(Hash(hex: stranger)!, .private), [], "keys that are not hashes are not entries")
+
+        let (a, b) = try makePair()
+        try sh("printf 'through junk\\n' > note.txt", cwd: a.mnt)
+        XCTAssertNotNil(waitUntil(15) { Files.readText(b.mnt + "/note.txt") == "through junk\n" }, "note.txt reached B")
+
+        let gc = cdsfs(["gc", "--store", s3URL, "--grace", "0"], timeout: 300)
+        XCTAssert(gc.succeeded, "\(gc)")
+        metric("gc over junk", gc.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertTrue(gc.stdout.contains("1 reachable objects missing"), "the stranger's entry names a missing object: \(gc.stdout)")
+        var left: [String] = []
+        try store.listKeys(prefix: "") { key, _, _ in left.append(key) }
+        for key in foreign { XCTAssertTrue(left.contains(key), "gc deleted \(key), which is not the store's") }
+        XCTAssertFalse(left.contains(junkObject), "the unreachable junk under an object's name is collected")
+
+        try sh("printf 'after gc\\n' > after.txt", cwd: b.mnt)
+        XCTAssertNotNil(waitUntil(15) { Files.readText(a.mnt + "/after.txt") == "after gc\n" }, "after.txt reached A")
+        XCTAssertEqual(try badObjectsInBucket(), [])
+        for d in [a, b] {
+            unmount(d)
+            let r = cdsfs(["fsck", "--home", d.home], timeout: 600)
+            XCTAssert(r.succeeded, "fsck of \(d): \(r)")
+        }
+    }
+}

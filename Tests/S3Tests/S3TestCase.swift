@@ -1,0 +1,104 @@
+@testable import Condensation
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// The base of the S3 tests: the one-node Ceph cluster of scripts/ceph.sh (started here if it is not
+/// running; CI starts it first), a fresh bucket per test, and `server` — the sync tests' `cdsfs serve`
+/// — serving that bucket instead of a folder. Everything SyncTestCase offers (devices, mounts, shells,
+/// `waitForSameHead`) works as in the sync tests. Never skips: without Ceph the tests fail and say why.
+open class S3TestCase: SyncTestCase {
+    /// The test user's keys (scripts/ceph.sh creates it with these).
+    static let accessKey = "cdsfstestaccesskey"
+    static let secretKey = "cdsfstestsecretkey0123456789abcdef"
+    static var endpoint: String { ProcessInfo.processInfo.environment["CDSFS_S3_ENDPOINT"] ?? "http://127.0.0.1:7480" }
+
+    /// scripts/ceph.sh, found from this file's place in the repository.
+    static let cephScript: String = {
+        var dir = #filePath
+        for _ in 0..<3 { dir = (dir as NSString).deletingLastPathComponent }
+        return dir + "/scripts/ceph.sh"
+    }()
+
+    /// nil once the cluster answers; else why not.
+    private static let cephProblem: String? = {
+        if runProcess("/bin/bash", [cephScript, "status"], timeout: 30).succeeded { return nil }
+        print("S3 tests: Ceph is not running; starting it with \(cephScript) start (about 20 s)")
+        let r = runProcess("/bin/bash", [cephScript, "start"], timeout: 600)
+        return r.succeeded ? nil : "Ceph could not be started (`scripts/ceph.sh start`): \(r)"
+    }()
+
+    public var bucket = ""
+    /// `s3://BUCKET?endpoint=…`: the store every test's server serves.
+    public var s3URL: String { "s3://\(bucket)?endpoint=\(Self.endpoint)&region=us-east-1" }
+    /// When set, the remote new devices are given (instead of the server).
+    public var remoteOverride: String?
+    open override var remoteURL: String { remoteOverride ?? server.url }
+    open override class var directoryPrefix: String { "cdsfs-s3" }
+    open override class var metricLabel: String { "S3-METRIC" }
+    private var extraServers: [Server] = []
+
+    open override func setUpWithError() throws {
+        if let problem = Self.cephProblem { throw StopTest(problem) }
+        setenv("AWS_ACCESS_KEY_ID", Self.accessKey, 1)
+        setenv("AWS_SECRET_ACCESS_KEY", Self.secretKey, 1)
+        unsetenv("AWS_SESSION_TOKEN")
+        unsetenv("AWS_PROFILE")
+        try super.setUpWithError()
+        // The folder server SyncTestCase started makes way for one on a fresh bucket.
+        server.stop(SIGKILL)
+        var random = SystemRandomNumberGenerator()
+        bucket = "cdsfs-t-" + String(random.next() as UInt64, radix: 16)
+        try s3Store().createBucket()
+        server = Server(store: s3URL, logDirectory: root + "/logs")
+        try server.start()
+    }
+
+    open override func tearDown() {
+        for s in extraServers { s.stop(SIGKILL) }
+        extraServers = []
+        super.tearDown()
+        if !bucket.isEmpty { emptyAndDeleteBucket() }
+    }
+
+    /// The test's bucket as a store, with the test user's keys.
+    public func s3Store(url: String? = nil) throws -> S3Store {
+        try S3Store(location: S3Location(url: url ?? s3URL),
+                    credentials: S3Credentials(accessKeyId: Self.accessKey, secretAccessKey: Self.secretKey))
+    }
+
+    /// Another `cdsfs serve` on the same bucket, stopped in teardown. Its logs are `serve-N` under
+    /// logs/<name>/.
+    public func startAnotherServer(_ name: String) throws -> Server {
+        Files.mkdirs(root + "/logs/" + name)
+        let s = Server(store: s3URL, logDirectory: root + "/logs/" + name)
+        extraServers.append(s)
+        try s.start()
+        return s
+    }
+
+    /// Every object in the bucket is checked against its hash (S3Store.get does): the names of those
+    /// that fail.
+    public func badObjectsInBucket() throws -> [String] {
+        let store = try s3Store()
+        var bad: [String] = []
+        for h in try store.allObjects() {
+            do { _ = try store.get(h) } catch { bad.append("\(h.hex): \(error)") }
+        }
+        return bad
+    }
+
+    private func emptyAndDeleteBucket() {
+        guard let store = try? s3Store() else { return }
+        var keys: [String] = []
+        try? store.listKeys(prefix: "") { key, _, _ in keys.append(key) }
+        for k in keys { _ = try? store.request("DELETE", key: k) }
+        _ = try? store.request("DELETE", key: nil)
+    }
+
+    /// `cdsfs` with the AWS variables replaced by `environment` (the bad-input tests).
+    public func cdsfs(_ arguments: [String], environment: [String: String], timeout: Double = 120) -> ProcessResult {
+        runProcess(Paths.cdsfs, arguments, environment: environment, clearing: "AWS_", timeout: timeout)
+    }
+}
