@@ -34,7 +34,12 @@ struct GCCommand: ParsableCommand {
                 fail("--keep-versions and --keep-since prune a home's history; they cannot be used with --store")
             }
             if store.hasPrefix("s3://") {
-                collect(openS3Store(store))
+                let s3 = openS3Store(store)
+                if grace < 2 * s3.configuration.refreshAfter {
+                    // A book on S3 leaves an object's time alone while it is younger than refreshAfter.
+                    warn("a grace period under \(2 * s3.configuration.refreshAfter / 60) minutes on S3 may delete objects that a writer booked a few minutes ago; use it only when no device is pushing")
+                }
+                collect(s3)
             } else {
                 let path = store.hasPrefix("file://") ? String(store.dropFirst(7)) : store
                 guard let folder = FolderStore.open(path) else { fail("\(store) is not a folder store (it needs objects/ and accounts/)") }

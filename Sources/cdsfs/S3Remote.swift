@@ -1,4 +1,5 @@
 import Condensation
+import Glibc
 
 /// An S3 store from its URL and the standard credentials, or the command ends with one line.
 /// With `check`, one listing first tells a wrong endpoint, wrong keys or a missing bucket apart.
@@ -18,4 +19,10 @@ func s3Problem(_ error: StoreError) -> String {
     case .unreachable(let what): return "cannot reach the S3 endpoint (\(what)); check endpoint= in the URL"
     default: return error.description
     }
+}
+
+/// One `cdsfs: warning: …` line on standard error; the command goes on.
+func warn(_ message: String) {
+    let line = "cdsfs: warning: " + message + "\n"
+    _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
 }

@@ -90,4 +90,55 @@ final class S3BadInputTests: S3TestCase {
             XCTAssert(r.succeeded, "fsck of \(d): \(r)")
         }
     }
+
+    /// `connect=` sends the requests to a relay (as to a local TLS tunnel in front of AWS) while they
+    /// are signed for, and name, the endpoint: through a plain TCP relay to the cluster, a device
+    /// syncs and gc works, and every request went through the relay.
+    func testConnectThroughARelay() throws {
+        let relayOut = root + "/logs/relay.out"
+        let out = open(relayOut, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer { close(out) }
+        let target = URLComponents(string: Self.endpoint)!
+        let relay = try ChildProcess(Paths.python, ["-u", "-c", """
+            import socket, sys, threading
+            ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind(('127.0.0.1', 0)); ls.listen(64)
+            print(ls.getsockname()[1], flush=True)
+            def pipe(a, b):
+                try:
+                    while True:
+                        d = a.recv(65536)
+                        if not d: break
+                        b.sendall(d)
+                except OSError: pass
+                try: b.shutdown(socket.SHUT_WR)
+                except OSError: pass
+            while True:
+                c, _ = ls.accept()
+                print('connection', flush=True)
+                u = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+                threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+                threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+            """, target.host!, String(target.port!)], stdout: out, stderr: out)
+        defer { relay.killGroup() }
+        var port = 0
+        _ = waitUntil(10) {
+            port = Int((Files.readText(relayOut) ?? "").split(separator: "\n").first ?? "") ?? 0
+            return port > 0
+        }
+        XCTAssertGreaterThan(port, 0, "the relay started")
+        let viaRelay = s3URL + "&connect=127.0.0.1:\(port)"
+        server.stop(SIGKILL)
+        remoteOverride = viaRelay
+        let (a, b) = try makePair()
+        try sh("printf 'via relay\\n' > relayed.txt", cwd: a.mnt)
+        XCTAssertNotNil(waitUntil(15) { Files.readText(b.mnt + "/relayed.txt") == "via relay\n" }, "relayed.txt reached B")
+        let gc = cdsfs(["gc", "--store", viaRelay, "--dry-run"], timeout: 120)
+        XCTAssert(gc.succeeded, "\(gc)")
+        let connections = (Files.readText(relayOut) ?? "").components(separatedBy: "connection").count - 1
+        metric("connections through the relay", "\(connections)")
+        XCTAssertGreaterThan(connections, 2, "the devices and gc connected through the relay")
+        unmount(a)
+        unmount(b)
+    }
 }
