@@ -66,6 +66,7 @@ final class ContentContext: Sendable {
     /// disk spreads the reading, checking and decryption over the cores.
     func load(_ reads: [ChunkRead]) throws(FSError) {
         let parts = reads.flatMap(Self.split)
+        if parts.isEmpty { return }
         if parts.count == 1 { return try load(parts[0]) }
         let failure = Mutex<FSError?>(nil)
         DispatchQueue.concurrentPerform(iterations: parts.count) { i in

@@ -76,8 +76,10 @@ public struct VolumeOptions: Sendable {
     public var version: Hash? = nil
     /// Seconds after the first unsaved change before a commit.
     public var commitInterval: Double = 5
-    /// Bytes of unsaved file data kept in memory before it is chunked into the store.
-    public var writeBufferLimit: Int = 32 * 1024 * 1024
+    /// Bytes of unsaved file data kept in memory before it is chunked into the store. Random
+    /// writes are what fill it: each time it fills, every chunk they touched is cut and sealed
+    /// again, so it is as large as the memory bound (peak resident memory under 300 MB) allows.
+    public var writeBufferLimit: Int = 64 * 1024 * 1024
 
     public init() {}
 }
