@@ -1,0 +1,88 @@
+@testable import Condensation
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// More of the sync issue's scenarios, with the server on Ceph: a one-byte change in a large file
+/// sends only the changed chunk, a new device joins by mounting, a stranger's message is discarded.
+final class S3ScenarioTests: S3TestCase {
+    /// Bytes of the store's objects in the bucket.
+    private func bucketObjectBytes() throws -> Int {
+        try s3Store().allObjectsWithInfo().reduce(0) { $0 + $1.size }
+    }
+
+    func testOneByteChangeSendsOnlyChangedChunks() throws {
+        let (a, b) = try makePair()
+        let size = 64 * 1024 * 1024
+        let source = root + "/big.bin"
+        try sh("head -c \(size) /dev/urandom > '\(source)'")
+        try sh("cp '\(source)' '\(a.mnt)/big.bin'", timeout: 300)
+        sleep(2)
+        guard try waitForSameHead(a, b, timeout: 300) != nil else { throw StopTest("B did not reach A's version within 300 s") }
+        sleep(2)
+
+        let mark = server.requestLines().count
+        let objectsBefore = try bucketObjectBytes()
+        let offset = 40 * 1024 * 1024 + 12345
+        let newByte = try py("""
+            import os, sys
+            with open(sys.argv[1], 'r+b') as f:
+                f.seek(\(offset)); old = f.read(1)[0]; new = old ^ 0xff
+                f.seek(\(offset)); f.write(bytes([new])); f.flush(); os.fsync(f.fileno())
+            print(new)
+            """, [a.mnt + "/big.bin"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let seen = waitUntil(30, interval: 0.1) {
+            python("import sys\nf = open(sys.argv[1], 'rb'); f.seek(\(offset)); print(f.read(1)[0])", [b.mnt + "/big.bin"])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines) == newByte
+        }
+        XCTAssertNotNil(seen, "B's mount did not show the one-byte change within 30 s")
+        if let seen { metric("1-byte change: A's fsync → B's mount shows it", seconds(seen)) }
+        XCTAssertNotNil(try waitForSameHead(a, b, timeout: 30))
+        sleep(2)
+        let lines = Array(server.requestLines().dropFirst(mark))
+        let received = Server.bytesIn(lines)
+        let grown = try bucketObjectBytes() - objectsBefore
+        metric("1-byte change in 64 MiB: server received", "\(received) B in \(lines.count) requests; the bucket's objects grew by \(grown) B")
+        XCTAssertLessThan(received, 2 * 1024 * 1024)
+        XCTAssertLessThan(grown, 2 * 1024 * 1024)
+    }
+
+    func testNewDeviceJoinsByMounting() throws {
+        let a = try makeDevice("A", joining: false)
+        try mount(a)
+        try sh("printf 'shared\\n' > shared.txt", cwd: a.mnt)
+        let b = try makeDevice("B", joining: true)
+        try must(["group", "add", "--home", a.home, b.id])
+        try mount(b)
+        XCTAssertNotNil(waitUntil(10, interval: 0.1) { Files.readText(b.mnt + "/shared.txt") == "shared\n" },
+                        "B's mount does not show A's file")
+    }
+
+    func testMessageFromANonMemberIsDiscarded() throws {
+        let a = try makeDevice("A", joining: false)
+        try mount(a)
+        try sh("printf 'mine\\n' > a.txt", cwd: a.mnt)
+        var c = Device(name: "C", home: root + "/home-C", mnt: root + "/mnt-C")
+        Files.mkdirs(c.mnt)
+        c.id = try must(["init", "--home", c.home]).split(separator: "\n").map(String.init).first(where: { isHex64($0) }) ?? ""
+        try mount(c)
+        try sh("printf 'from a stranger\\n' > from-stranger.txt", cwd: c.mnt)
+        unmount(c)
+        try must(["remote", "add", "--home", c.home, server.url])
+        guard try waitUntil(10, interval: 0.25, { try versions(a).count >= 2 }) != nil else { throw StopTest("A did not commit a.txt") }
+        let versionsBefore = try versions(a)
+        let before = tree(a.mnt)
+        var added: ProcessResult?
+        _ = waitUntil(10, interval: 0.25) {
+            added = cdsfs(["group", "add", "--home", c.home, a.id])
+            return added!.succeeded
+        }
+        XCTAssert(added?.succeeded == true, "C could not add A to its group: \(added.map { "\($0)" } ?? "")")
+        XCTAssertNotNil(waitUntil(15, interval: 0.1) { mountLog(a).contains("discarded message") },
+                        "A's mount.log does not say that it discarded C's message")
+        sleep(2)
+        XCTAssertEqual(tree(a.mnt), before, "A's tree changed after C's message")
+        XCTAssertEqual(try versions(a), versionsBefore, "A made a version after C's message")
+    }
+}
