@@ -95,39 +95,8 @@ final class S3BadInputTests: S3TestCase {
     /// are signed for, and name, the endpoint: through a plain TCP relay to the cluster, a device
     /// syncs and gc works, and every request went through the relay.
     func testConnectThroughARelay() throws {
-        let relayOut = root + "/logs/relay.out"
-        let out = open(relayOut, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        defer { close(out) }
-        let target = URLComponents(string: Self.endpoint)!
-        let relay = try ChildProcess(Paths.python, ["-u", "-c", """
-            import socket, sys, threading
-            ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            ls.bind(('127.0.0.1', 0)); ls.listen(64)
-            print(ls.getsockname()[1], flush=True)
-            def pipe(a, b):
-                try:
-                    while True:
-                        d = a.recv(65536)
-                        if not d: break
-                        b.sendall(d)
-                except OSError: pass
-                try: b.shutdown(socket.SHUT_WR)
-                except OSError: pass
-            while True:
-                c, _ = ls.accept()
-                print('connection', flush=True)
-                u = socket.create_connection((sys.argv[1], int(sys.argv[2])))
-                threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-                threading.Thread(target=pipe, args=(u, c), daemon=True).start()
-            """, target.host!, String(target.port!)], stdout: out, stderr: out)
-        defer { relay.killGroup() }
-        var port = 0
-        _ = waitUntil(10) {
-            port = Int((Files.readText(relayOut) ?? "").split(separator: "\n").first ?? "") ?? 0
-            return port > 0
-        }
-        XCTAssertGreaterThan(port, 0, "the relay started")
-        let viaRelay = s3URL + "&connect=127.0.0.1:\(port)"
+        let relay = try startRelay()
+        let viaRelay = s3URL + "&connect=127.0.0.1:\(relay.port)"
         server.stop(SIGKILL)
         remoteOverride = viaRelay
         let (a, b) = try makePair()
@@ -135,10 +104,50 @@ final class S3BadInputTests: S3TestCase {
         XCTAssertNotNil(waitUntil(15) { Files.readText(b.mnt + "/relayed.txt") == "via relay\n" }, "relayed.txt reached B")
         let gc = cdsfs(["gc", "--store", viaRelay, "--dry-run"], timeout: 120)
         XCTAssert(gc.succeeded, "\(gc)")
-        let connections = (Files.readText(relayOut) ?? "").components(separatedBy: "connection").count - 1
+        let connections = (Files.readText(relay.log) ?? "").components(separatedBy: "connection").count - 1
         metric("connections through the relay", "\(connections)")
         XCTAssertGreaterThan(connections, 2, "the devices and gc connected through the relay")
         unmount(a)
         unmount(b)
+    }
+
+    /// A throttled and failing S3: every 4th connection is answered 503 SlowDown, 500 InternalError
+    /// or reset. Devices straight through the bucket and a server on it retry with backoff and
+    /// converge; nothing in the bucket is damaged and fsck passes.
+    func testThrottlingErrorsAndResetsAreRetried() throws {
+        let relay = try startRelay(faultEvery: 4)
+        let faulty = s3URL + "&connect=127.0.0.1:\(relay.port)"
+        server.stop(SIGKILL)
+        let faultyServer = Server(store: faulty, logDirectory: root + "/logs")
+        var started = false
+        for _ in 0..<5 where !started {  // its own first check may meet a fault after its retries
+            started = (try? faultyServer.start()) != nil
+        }
+        XCTAssertTrue(started, "a server on the faulty bucket started")
+        defer { faultyServer.stop(SIGKILL) }
+        remoteOverride = faulty
+        let (a, b) = try makePair()
+        let c = try makeDevice("C", joining: true)
+        try must(["remote", "remove", "--home", c.home, faulty])
+        try must(["remote", "add", "--home", c.home, faultyServer.url])
+        try must(["group", "add", "--home", a.home, c.id])
+        try mount(c)
+        try sh("head -c 3000000 /dev/urandom > data.bin && printf 'one\\n' > one.txt", cwd: a.mnt)
+        let sum = try sh("sha256sum < data.bin", cwd: a.mnt)
+        for d in [b, c] {
+            XCTAssertNotNil(waitUntil(60) { bash("sha256sum < data.bin", cwd: d.mnt).stdout == sum }, "data.bin reached \(d)")
+        }
+        try sh("printf 'two\\n' > two.txt", cwd: c.mnt)
+        XCTAssertNotNil(waitUntil(60) { Files.readText(a.mnt + "/two.txt") == "two\n" && Files.readText(b.mnt + "/two.txt") == "two\n" },
+                        "two.txt from C (through the server) reached A and B (straight through the bucket)")
+        let faults = (Files.readText(relay.log) ?? "").split(separator: "\n").filter { $0.hasPrefix("fault") }
+        metric("faults injected", "\(faults.count) (\(Set(faults).sorted().joined(separator: ", ")))")
+        XCTAssertGreaterThanOrEqual(faults.count, 6, "faults were injected")
+        XCTAssertEqual(try badObjectsInBucket(), [])
+        for d in [a, b, c] {
+            unmount(d)
+            let r = cdsfs(["fsck", "--home", d.home], timeout: 600)
+            XCTAssert(r.succeeded, "fsck of \(d): \(r)")
+        }
     }
 }

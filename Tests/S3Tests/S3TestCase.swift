@@ -59,6 +59,8 @@ open class S3TestCase: SyncTestCase {
         for s in extraServers { s.stop(SIGKILL) }
         extraServers = []
         super.tearDown()
+        for r in relays { r.killGroup() }
+        relays = []
         if !bucket.isEmpty { emptyAndDeleteBucket() }
     }
 
@@ -96,6 +98,79 @@ open class S3TestCase: SyncTestCase {
         for k in keys { _ = try? store.request("DELETE", key: k) }
         _ = try? store.request("DELETE", key: nil)
     }
+
+    /// A TCP relay to the cluster on a port of its own (for `connect=`): it logs a line per
+    /// connection, drops a connection after 0.3 s without traffic (so clients keep opening new
+    /// ones), and with `faultEvery` N answers every Nth connection's first request itself instead —
+    /// in turn 503 SlowDown, 500 InternalError, or a reset — as a throttled or failing S3 would.
+    /// Stopped in teardown. Returns the port and the log's path.
+    public func startRelay(faultEvery: Int = 0) throws -> (port: Int, log: String) {
+        let log = root + "/logs/relay-\(relays.count).out"
+        let out = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer { close(out) }
+        let target = URLComponents(string: Self.endpoint)!
+        let relay = try ChildProcess(Paths.python, ["-u", "-c", Self.relayProgram, target.host!, String(target.port!), String(faultEvery)],
+                                     stdout: out, stderr: out)
+        relays.append(relay)
+        var port = 0
+        _ = waitUntil(10) {
+            port = Int((Files.readText(log) ?? "").split(separator: "\n").first ?? "") ?? 0
+            return port > 0
+        }
+        guard port > 0 else { throw StopTest("the relay did not start: \(Files.readText(log) ?? "")") }
+        return (port, log)
+    }
+
+    private var relays: [ChildProcess] = []
+
+    private static let relayProgram = """
+        import socket, struct, sys, threading
+        target = (sys.argv[1], int(sys.argv[2])); every = int(sys.argv[3])
+        ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(('127.0.0.1', 0)); ls.listen(128)
+        print(ls.getsockname()[1], flush=True)
+        def pipe(a, b):
+            try:
+                a.settimeout(0.3)
+                while True:
+                    d = a.recv(65536)
+                    if not d: break
+                    b.sendall(d)
+            except OSError: pass
+            for s in (a, b):
+                try: s.shutdown(socket.SHUT_RDWR)
+                except OSError: pass
+        def error(code, status, reason):
+            body = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message></Message></Error>' % code).encode()
+            return b'HTTP/1.1 %d %s\\r\\nContent-Type: application/xml\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n' % (status, reason.encode(), len(body)) + body
+        def fault(c, kind):
+            data = b''
+            try:
+                c.settimeout(5)
+                while b'\\r\\n\\r\\n' not in data:
+                    d = c.recv(65536)
+                    if not d: break
+                    data += d
+                if kind == 0: c.sendall(error('SlowDown', 503, 'Slow Down'))
+                elif kind == 1: c.sendall(error('InternalError', 500, 'Internal Server Error'))
+                else: c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            except OSError: pass
+            c.close()
+        n = 0
+        while True:
+            c, _ = ls.accept()
+            n += 1
+            if every and n % every == 0:
+                kind = (n // every) % 3
+                print('fault', ['503', '500', 'reset'][kind], flush=True)
+                threading.Thread(target=fault, args=(c, kind), daemon=True).start()
+                continue
+            print('connection', flush=True)
+            try: u = socket.create_connection(target)
+            except OSError: c.close(); continue
+            threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+            threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+        """
 
     /// `cdsfs` with the AWS variables replaced by `environment` (the bad-input tests).
     public func cdsfs(_ arguments: [String], environment: [String: String], timeout: Double = 120) -> ProcessResult {
