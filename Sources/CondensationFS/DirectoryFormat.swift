@@ -18,27 +18,28 @@ enum DirectoryFormat {
     /// Encodes sorted entries, sealing and collecting every object it creates. Returns the link to
     /// the directory object.
     static func encode(_ entries: [Record], secrets: Secrets, into objects: inout [(Hash, Object)]) -> HashAndKey {
-        var total = 0
-        for e in entries { total += e.approximateSize }
+        let sizes = entries.map(\.approximateSize)
+        let total = sizes.reduce(0, +)
         if total <= singleObjectLimit {
             return seal(Record(text: entriesLabel, children: entries), secrets, &objects)
         }
         var index = Record(text: pagesLabel)
-        var page: [Record] = []
+        var start = 0
         var pageSize = 0
-        func closePage() {
-            guard let first = page.first else { return }
-            let link = seal(Record(text: entriesLabel, children: page), secrets, &objects)
-            index.add(Record(bytes: first.bytes, children: [link.record]))
-            page = []
+        // Pages are slices of `entries`, cut by index: copying each entry into a page array cost a
+        // retain and a release per node of a 100k-entry directory.
+        func closePage(_ end: Int) {
+            guard end > start else { return }
+            let link = seal(Record(text: entriesLabel, children: Array(entries[start..<end])), secrets, &objects)
+            index.add(Record(bytes: entries[start].bytes, children: [link.record]))
+            start = end
             pageSize = 0
         }
-        for e in entries {
-            page.append(e)
-            pageSize += e.approximateSize
-            if pageSize >= maximumPage || (pageSize >= minimumPage && fnv1a(e.bytes) & 0x3f == 0) { closePage() }
+        for i in entries.indices {
+            pageSize += sizes[i]
+            if pageSize >= maximumPage || (pageSize >= minimumPage && fnv1a(entries[i].bytes) & 0x3f == 0) { closePage(i + 1) }
         }
-        closePage()
+        closePage(entries.count)
         return seal(index, secrets, &objects)
     }
 
@@ -78,14 +79,11 @@ enum DirectoryFormat {
 }
 
 extension Record {
-    /// Roughly what the node costs encoded; enough to decide where pages end.
+    /// Roughly what the node costs encoded; enough to decide where pages end. Walks the children
+    /// in place (a stack of copied nodes cost a retain per node).
     var approximateSize: Int {
-        var size = 0
-        var stack = [self]
-        while let n = stack.popLast() {
-            size += 2 + n.bytes.count + (n.hash == nil ? 0 : 36)
-            stack.append(contentsOf: n.children)
-        }
+        var size = 2 + bytes.count + (hash == nil ? 0 : 36)
+        for i in children.indices { size += children[i].approximateSize }
         return size
     }
 }

@@ -78,7 +78,7 @@ struct Metadata: Equatable, Sendable {
     }
 
     /// Names sort by their UTF-8 bytes, as the kernel and other platforms see them.
-    static func byteOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+    static func byteOrder(_ a: String, _ b: String) -> Bool { Name.compare(a, b) < 0 }
 }
 
 /// One piece of a file: `length` bytes stored in the chunk `link`, or zeros (a hole) without one.

@@ -71,8 +71,7 @@ extension Volume {
         try load(dir)
         var entries: [Record] = []
         entries.reserveCapacity(dir.children!.count)
-        for name in dir.children!.keys.sorted(by: Metadata.byteOrder) {
-            let child = dir.children![name]!
+        for (name, child) in dir.children!.sortedByName() {
             var record = Record(text: name)
             if let id = child.hardLinkID {
                 record.add(EntryLabel.hardLink, unsigned: id)
