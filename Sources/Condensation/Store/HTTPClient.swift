@@ -1,8 +1,8 @@
 import Glibc
 import Synchronization
 
-/// A keep-alive pool of `HTTPConnection`s to one host, and single exchanges over it: what `S3Store`
-/// sends its requests through. Safe to use from several threads at once; each exchange takes an idle
+/// A keep-alive pool of `HTTPConnection`s to one host, and single exchanges over it: what `HTTPStore`
+/// and `S3Store` send their requests through. Safe to use from several threads at once; each exchange takes an idle
 /// connection (or opens one), so as many requests are in flight as there are callers.
 ///
 /// No retries and no status handling here: callers decide what to retry. A request that fails on a
@@ -45,20 +45,28 @@ final class HTTPClient: Sendable {
     }
 
     /// One request and its response. `target` is the request target as sent (encoded path and query).
-    func exchange(_ method: String, _ target: String, headers: [(String, String)], body: [UInt8]?) -> Result<HTTPResponse, HTTPTransportError> {
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: \(userAgent)\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if let body {
-            head += "Content-Length: \(body.count)\r\n"
-        } else if method == "PUT" || method == "POST" {
-            head += "Content-Length: 0\r\n"
+    /// `headers` is called for each sending: a request that goes out again on a fresh connection is
+    /// signed anew where the protocol refuses replays. `extraWaitMilliseconds` is added to the wait for
+    /// the first byte of the answer (a long poll).
+    func exchange(_ method: String, _ target: String, headers: () -> [(String, String)], body: [UInt8]?,
+                  extraWaitMilliseconds: Int = 0) -> Result<HTTPResponse, HTTPTransportError> {
+        func requestBytes() -> [UInt8] {
+            var head = "\(method) \(target) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: \(userAgent)\r\n"
+            for (name, value) in headers() { head += "\(name): \(value)\r\n" }
+            if let body {
+                head += "Content-Length: \(body.count)\r\n"
+            } else if method == "PUT" || method == "POST" {
+                head += "Content-Length: 0\r\n"
+            }
+            head += "\r\n"
+            var bytes = Array(head.utf8)
+            if let body { bytes += body }
+            return bytes
         }
-        head += "\r\n"
-        var bytes = Array(head.utf8)
-        if let body { bytes += body }
 
         var freshTried = false
         while true {
+            let bytes = requestBytes()
             let connection: HTTPConnection
             var reused = false
             if !freshTried, let c = takeIdle() {
@@ -83,7 +91,8 @@ final class HTTPClient: Sendable {
                     }
                     throw error
                 }
-                let response = try connection.readResponse(forHead: method == "HEAD", firstByteTimeoutMilliseconds: readTimeoutMilliseconds,
+                let response = try connection.readResponse(forHead: method == "HEAD",
+                                                           firstByteTimeoutMilliseconds: readTimeoutMilliseconds + extraWaitMilliseconds,
                                                            timeoutMilliseconds: readTimeoutMilliseconds, maximumBody: maximumResponseSize)
                 giveBack(connection)
                 return .success(response)

@@ -63,8 +63,7 @@ public final class HTTPStore: Store {
     /// Path prefix of the store under the host (empty for a store at the root).
     let basePath: String
 
-    private let idle = Mutex<[HTTPConnection]>([])
-    private let counters = HTTPCounters()
+    private let client: HTTPClient
     /// A signed request succeeded: the server has this actor's public key.
     private let keyPublished = Atomic<Bool>(false)
 
@@ -101,24 +100,21 @@ public final class HTTPStore: Store {
         self.host = host
         self.port = port
         self.basePath = basePath
+        self.client = HTTPClient(host: host, port: port, authority: authority, connectTimeout: configuration.connectTimeout,
+                                 readTimeout: configuration.readTimeout,
+                                 maximumIdleConnections: configuration.maximumIdleConnections,
+                                 maximumResponseSize: configuration.maximumResponseSize, userAgent: configuration.userAgent)
     }
 
     // MARK: Traffic
 
     /// Bytes sent on the wire so far (request lines, headers and bodies).
-    public var bytesSent: Int { counters.sent.load(ordering: .relaxed) }
+    public var bytesSent: Int { client.counters.sent.load(ordering: .relaxed) }
     /// Bytes received on the wire so far (status lines, headers and bodies).
-    public var bytesReceived: Int { counters.received.load(ordering: .relaxed) }
+    public var bytesReceived: Int { client.counters.received.load(ordering: .relaxed) }
 
     /// Closes the idle keep-alive connections.
-    public func closeIdleConnections() {
-        let connections = idle.withLock { pool in
-            let all = pool
-            pool.removeAll()
-            return all
-        }
-        for c in connections { c.close() }
-    }
+    public func closeIdleConnections() { client.closeIdleConnections() }
 
     deinit { closeIdleConnections() }
 
@@ -267,91 +263,13 @@ public final class HTTPStore: Store {
     }
 
     private func backoff(_ attempt: Int) {
-        let base = min(configuration.maximumBackoff, configuration.initialBackoff * Double(1 << min(attempt, 20)))
-        let seconds = base * Double.random(in: 0.5...1.0)
-        var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
-        var left = timespec()
-        while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
+        backoffSleep(attempt: attempt, initial: configuration.initialBackoff, maximum: configuration.maximumBackoff)
     }
 
     /// One request over a pooled connection. `headers` is called for each sending (a signed request is
     /// signed anew when it goes out again on a fresh connection).
     private func exchange(_ method: String, _ path: String, headers: () -> [(String, String)], body: [UInt8]?,
                           watchMilliseconds: Int) -> Result<HTTPResponse, HTTPTransportError> {
-        func requestBytes() -> [UInt8] {
-            var head = "\(method) \(basePath)\(path) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: \(configuration.userAgent)\r\n"
-            for (name, value) in headers() { head += "\(name): \(value)\r\n" }
-            if let body {
-                head += "Content-Length: \(body.count)\r\n"
-            } else if method == "PUT" || method == "POST" {
-                head += "Content-Length: 0\r\n"
-            }
-            head += "\r\n"
-            var bytes = Array(head.utf8)
-            if let body { bytes += body }
-            return bytes
-        }
-
-        let timeout = Int(configuration.readTimeout * 1000)
-        // A stale keep-alive connection fails before any answer: send again once on a new one.
-        var freshTried = false
-        while true {
-            let bytes = requestBytes()
-            let connection: HTTPConnection
-            var reused = false
-            if !freshTried, let c = takeIdle() {
-                connection = c
-                reused = true
-            } else {
-                do {
-                    connection = try HTTPConnection.connect(host: host, port: port,
-                                                            timeoutMilliseconds: Int(configuration.connectTimeout * 1000),
-                                                            counters: counters)
-                } catch { return .failure(error) }
-                freshTried = true
-            }
-            do throws(HTTPTransportError) {
-                do {
-                    try connection.write(bytes, timeoutMilliseconds: timeout)
-                } catch {
-                    // The server may have answered early (e.g. 413) and closed: read what it said.
-                    if let r = try? connection.readResponse(forHead: method == "HEAD", firstByteTimeoutMilliseconds: 1000,
-                                                            timeoutMilliseconds: 1000, maximumBody: configuration.maximumResponseSize) {
-                        connection.close()
-                        return .success(r)
-                    }
-                    throw error
-                }
-                let response = try connection.readResponse(forHead: method == "HEAD",
-                                                           firstByteTimeoutMilliseconds: timeout + watchMilliseconds,
-                                                           timeoutMilliseconds: timeout,
-                                                           maximumBody: configuration.maximumResponseSize)
-                giveBack(connection)
-                return .success(response)
-            } catch {
-                connection.close()
-                if reused, case .closed(afterResponseStarted: false) = error { continue }
-                if reused, case .io = error { continue }
-                return .failure(error)
-            }
-        }
-    }
-
-    private func takeIdle() -> HTTPConnection? {
-        while let c = idle.withLock({ $0.popLast() }) {
-            if !c.isStale { return c }
-            c.close()
-        }
-        return nil
-    }
-
-    private func giveBack(_ connection: HTTPConnection) {
-        guard connection.reusable else { connection.close(); return }
-        let kept = idle.withLock { pool -> Bool in
-            guard pool.count < configuration.maximumIdleConnections else { return false }
-            pool.append(connection)
-            return true
-        }
-        if !kept { connection.close() }
+        client.exchange(method, basePath + path, headers: headers, body: body, extraWaitMilliseconds: watchMilliseconds)
     }
 }

@@ -282,7 +282,7 @@ public final class S3Store: Store {
             let authorization = S3Signing.authorization(request, credentials: credentials, amzDate: amzDate, region: location.region)
             var sent = Array(signed.dropFirst())  // Host is written by the client
             sent.append(("Authorization", authorization))
-            let outcome = client.exchange(method, target, headers: sent, body: method == "PUT" || method == "POST" ? body ?? [] : body)
+            let outcome = client.exchange(method, target, headers: { sent }, body: method == "PUT" || method == "POST" ? body ?? [] : body)
             switch outcome {
             case .success(let r) where !(r.status >= 500 || r.status == 429) || attempt >= configuration.retries:
                 return r
