@@ -7,6 +7,23 @@ import Condensation
 /// form. Pages are cut where a name's hash hits a pattern (content-defined, like file chunks), so
 /// adding or changing one entry changes one page and the index: the other pages encode to the very
 /// same objects (convergent keys) and are neither written nor sent again.
+/// The pages of a directory as last encoded: for each, its first name, how many entries it holds,
+/// their approximate size, its link, and the first name of the next page (nil for the last).
+struct DirectoryPages {
+    struct Page {
+        let first: String
+        /// The first entry's name as stored.
+        let firstBytes: ArraySlice<UInt8>
+        let count: Int
+        let size: Int
+        let link: HashAndKey
+        var next: String?
+    }
+    /// The directory object they were indexed by.
+    let link: HashAndKey
+    let pages: [Page]
+}
+
 enum DirectoryFormat {
     static let entriesLabel = "e"
     static let pagesLabel = "p"
@@ -18,29 +35,103 @@ enum DirectoryFormat {
     /// Encodes sorted entries, sealing and collecting every object it creates. Returns the link to
     /// the directory object.
     static func encode(_ entries: [Record], secrets: Secrets, into objects: inout [(Hash, Object)]) -> HashAndKey {
+        encodeWithPages(entries, secrets: secrets, into: &objects).0
+    }
+
+    /// As `encode`, and the directory's pages if it has any (for `reencode` next time).
+    static func encodeWithPages(_ entries: [Record], secrets: Secrets,
+                                into objects: inout [(Hash, Object)]) -> (HashAndKey, DirectoryPages?) {
         let sizes = entries.map(\.approximateSize)
-        let total = sizes.reduce(0, +)
-        if total <= singleObjectLimit {
-            return seal(Record(text: entriesLabel, children: entries), secrets, &objects)
+        if sizes.reduce(0, +) <= singleObjectLimit {
+            return (seal(Record(text: entriesLabel, children: entries), secrets, &objects), nil)
         }
+        var pager = Pager(secrets: secrets)
+        for i in entries.indices { pager.add(entries[i], size: sizes[i]) }
+        let (link, pages) = pager.finish()
+        objects.append(contentsOf: pager.objects)
+        return (link, pages)
+    }
+
+    /// Encodes a large directory again, reusing the pages of its last encoding that still hold the
+    /// same entries: a commit after one change in a directory of 100k entries re-encodes one page,
+    /// not all of them. The result is exactly what `encode` gives for the same entries (pages are
+    /// content-defined: a page that starts at the same entry and holds the same entries is cut at
+    /// the same place), so devices still agree on the directory's objects.
+    ///
+    /// `count` entries in name order: `name(i)`, `isClean(i)` (its record is as last encoded) and
+    /// `record(i)` (encodes it). Returns the link, the pages and the objects sealed; nil if the
+    /// directory no longer needs pages (the caller encodes it whole).
+    static func reencode(count: Int, name: (Int) -> String, isClean: (Int) -> Bool,
+                         record: (Int) throws(FSError) -> Record, previous: DirectoryPages,
+                         secrets: Secrets) throws(FSError) -> (HashAndKey, DirectoryPages, [(Hash, Object)])? {
+        var byFirst: [Name: DirectoryPages.Page] = [:]
+        for page in previous.pages { byFirst[Name(page.first)] = page }
+        var pager = Pager(secrets: secrets)
+        var i = 0
+        while i < count {
+            if pager.atPageStart, let page = byFirst[Name(name(i))], i + page.count <= count,
+               (i + page.count == count) == (page.next == nil),
+               page.next.map({ Name(name(i + page.count)) == Name($0) }) ?? true,
+               (i..<(i + page.count)).allSatisfy(isClean) {
+                pager.reuse(page)
+                i += page.count
+                continue
+            }
+            let r = try record(i)
+            pager.add(r, size: r.approximateSize)
+            i += 1
+        }
+        guard pager.total > singleObjectLimit else { return nil }
+        let (link, pages) = pager.finish()
+        return (link, pages, pager.objects)
+    }
+
+    /// Cuts entries into pages and builds the index.
+    private struct Pager {
+        let secrets: Secrets
         var index = Record(text: pagesLabel)
-        var start = 0
+        var pages: [DirectoryPages.Page] = []
+        var page: [Record] = []
         var pageSize = 0
-        // Pages are slices of `entries`, cut by index: copying each entry into a page array cost a
-        // retain and a release per node of a 100k-entry directory.
-        func closePage(_ end: Int) {
-            guard end > start else { return }
-            let link = seal(Record(text: entriesLabel, children: Array(entries[start..<end])), secrets, &objects)
-            index.add(Record(bytes: entries[start].bytes, children: [link.record]))
-            start = end
+        var total = 0
+        /// The page and index objects sealed.
+        var objects: [(Hash, Object)] = []
+
+        init(secrets: Secrets) { self.secrets = secrets }
+
+        var atPageStart: Bool { page.isEmpty }
+
+        mutating func add(_ entry: Record, size: Int) {
+            page.append(entry)
+            pageSize += size
+            total += size
+            if pageSize >= maximumPage || (pageSize >= minimumPage && fnv1a(entry.bytes) & 0x3f == 0) { close() }
+        }
+
+        mutating func reuse(_ p: DirectoryPages.Page) {
+            append(DirectoryPages.Page(first: p.first, firstBytes: p.firstBytes, count: p.count, size: p.size, link: p.link, next: nil))
+            total += p.size
+        }
+
+        private mutating func close() {
+            guard let first = page.first else { return }
+            let link = seal(Record(text: entriesLabel, children: page), secrets, &objects)
+            append(DirectoryPages.Page(first: first.text, firstBytes: first.bytes, count: page.count, size: pageSize, link: link, next: nil))
+            page = []
             pageSize = 0
         }
-        for i in entries.indices {
-            pageSize += sizes[i]
-            if pageSize >= maximumPage || (pageSize >= minimumPage && fnv1a(entries[i].bytes) & 0x3f == 0) { closePage(i + 1) }
+
+        private mutating func append(_ p: DirectoryPages.Page) {
+            if !pages.isEmpty { pages[pages.count - 1].next = p.first }
+            pages.append(p)
+            index.add(Record(bytes: p.firstBytes, children: [p.link.record]))
         }
-        closePage(entries.count)
-        return seal(index, secrets, &objects)
+
+        mutating func finish() -> (HashAndKey, DirectoryPages) {
+            close()
+            let link = seal(index, secrets, &objects)
+            return (link, DirectoryPages(link: link, pages: pages))
+        }
     }
 
     private static func seal(_ top: Record, _ secrets: Secrets, _ objects: inout [(Hash, Object)]) -> HashAndKey {

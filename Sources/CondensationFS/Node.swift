@@ -23,6 +23,9 @@ final class Node {
     var children: DirectoryEntries?
     /// The stored directory object as last loaded or committed; valid as the encoding while not dirty.
     var directoryLink: HashAndKey?
+    /// The pages of a large directory as last encoded, so that a commit re-encodes only the pages
+    /// whose entries changed (valid while `directoryLink` is the link they made).
+    var pages: DirectoryPages?
     /// Subdirectories of a directory not yet loaded, as its entry recorded them.
     var storedSubdirectories: UInt64 = 0
 

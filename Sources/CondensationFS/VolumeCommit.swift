@@ -69,22 +69,49 @@ extension Volume {
                          _ encoded: inout [(Node, HashAndKey?)]) throws(FSError) -> HashAndKey {
         if !dir.dirty, let link = dir.directoryLink { return link }
         try load(dir)
-        var entries: [Record] = []
-        entries.reserveCapacity(dir.children!.count)
-        for (name, child) in dir.children!.sortedByName() {
+        let sorted = dir.children!.sortedByName()
+        func record(_ i: Int) throws(FSError) -> Record {
+            let (name, child) = sorted[i]
             var record = Record(text: name)
             if let id = child.hardLinkID {
                 record.add(EntryLabel.hardLink, unsigned: id)
             } else {
                 try encodeEntry(child, &objects, &encoded).write(to: &record)
             }
-            entries.append(record)
+            return record
         }
-        let link = DirectoryFormat.encode(entries, secrets: ctx.secrets, into: &objects)
+        var result: (HashAndKey, DirectoryPages?)?
+        if let previous = dir.pages, previous.link == dir.directoryLink,
+           let (link, pages, sealed) = try DirectoryFormat.reencode(
+               count: sorted.count, name: { sorted[$0].name }, isClean: { Self.isClean(sorted[$0].node) },
+               record: record, previous: previous, secrets: ctx.secrets) {
+            objects.append(contentsOf: sealed)
+            result = (link, pages)
+        }
+        if result == nil {
+            var entries: [Record] = []
+            entries.reserveCapacity(sorted.count)
+            for i in sorted.indices { entries.append(try record(i)) }
+            result = DirectoryFormat.encodeWithPages(entries, secrets: ctx.secrets, into: &objects)
+        }
+        let (link, pages) = result!
+        dir.pages = pages
         encoded.append((dir, dir.directoryLink))
         dir.directoryLink = link
         dir.dirty = false
         return link
+    }
+
+    /// Whether a child's entry is as last encoded. A clean, closed file also drops its content from
+    /// memory here, as encoding its entry would (its page is reused, not encoded).
+    static func isClean(_ n: Node) -> Bool {
+        guard !n.dirty else { return false }
+        if n.openCount == 0, let f = n.file, let stored = f.stored {
+            n.storedContent = stored
+            n.storedSize = f.size
+            n.file = nil
+        }
+        return true
     }
 
     /// The entry of a node, encoding its content (and its subtree) as needed.
