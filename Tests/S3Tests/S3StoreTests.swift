@@ -80,4 +80,27 @@ final class S3StoreTests: S3TestCase {
         XCTAssertEqual([report.reachable, report.deleted, report.bytesFreed], [2, 1, dropped.bytes.count])
         XCTAssertEqual(Set(try store.allObjects()), [leaf.calculateHash(), kept.calculateHash()])
     }
+
+    /// Several batches of reads in flight: a tree of 400 reachable objects (a root over 20 pages over
+    /// 380 leaves) and 300 unreachable ones.
+    func testGarbageCollectionOfManyObjects() throws {
+        let store = try s3Store()
+        let account = KeyPair.generate().actor
+        let leaves = (0..<380).map { object($0, size: 200) }
+        let pages = (0..<19).map { p in Object(hashes: leaves[(p * 20)..<(p * 20 + 20)].map { $0.calculateHash() }, data: [UInt8(p)]) }
+        let root = Object(hashes: pages.map { $0.calculateHash() }, data: [0xff])
+        let garbage = (0..<300).map { object(10_000 + $0, size: 100) }
+        var m = Modifications()
+        for o in leaves + pages + [root] + garbage { _ = m.put(o) }
+        m.additions = [BoxChange(account, .private, root.calculateHash())]
+        try store.modify(m)
+        let start = now()
+        var phases: [GarbageCollector.Phase] = []
+        let report = try GarbageCollector.collect(store, gracePeriod: 0, now: Int(time(nil)) + 5) { phases.append($0.phase) }
+        metric("gc of 700 objects on the bucket", seconds(now() - start))
+        XCTAssertEqual([report.reachable, report.examined, report.deleted], [400, 700, 300])
+        XCTAssertEqual(Set(try store.allObjects()), Set((leaves + pages + [root]).map { $0.calculateHash() }))
+        XCTAssertEqual(phases.first, .marking)
+        XCTAssertEqual(phases.last, .sweeping)
+    }
 }
