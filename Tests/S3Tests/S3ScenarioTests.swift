@@ -85,4 +85,74 @@ final class S3ScenarioTests: S3TestCase {
         XCTAssertEqual(tree(a.mnt), before, "A's tree changed after C's message")
         XCTAssertEqual(try versions(a), versionsBefore, "A made a version after C's message")
     }
+
+    /// Names, contents and link targets never reach the bucket in the clear: every key and every
+    /// byte in it is searched (and the server's log).
+    func testBucketHoldsNoNamesOrContents() throws {
+        let (a, b) = try makePair()
+        let secrets = ["ZKdirQuokka4711", "ZKnamePangolin2718", "ZKcontentAxolotl1618", "ZKnameNarwhal3141",
+                       "ZKbigOkapi1414", "ZKtargetTapir1732", "ZKlinkName9001"]
+        try sh("""
+            mkdir ZKdirQuokka4711
+            for i in 1 2 3 4 5; do printf 'ZKcontentAxolotl1618 line %d\\n' $i; done > ZKdirQuokka4711/ZKnamePangolin2718.txt
+            python3 -c "import sys; sys.stdout.write('ZKbigOkapi1414 ' * 70000)" > ZKnameNarwhal3141.bin
+            ln -s ZKtargetTapir1732 ZKlinkName9001
+            """, cwd: a.mnt)
+        sleep(2)
+        guard try waitForSameHead(a, b, timeout: 20) != nil else { throw StopTest("B did not reach A's version within 20 s") }
+        XCTAssertEqual(tree(b.mnt), tree(a.mnt), "B's mount shows A's files")
+        // The whole bucket, keys as file names, into a folder; then grep.
+        let store = try s3Store()
+        let dump = root + "/bucket-dump"
+        var keys: [String] = []
+        try store.listKeys(prefix: "") { key, _, _ in keys.append(key) }
+        var bytes = 0
+        for (i, key) in keys.enumerated() {
+            let r = try store.request("GET", key: key)
+            XCTAssertEqual(r.status, 200, key)
+            bytes += r.body.count
+            Files.mkdirs(dump + "/" + String(i))
+            _ = Files.write(dump + "/" + String(i) + "/" + key.replacingOccurrences(of: "/", with: "_"), r.body)
+        }
+        XCTAssertGreaterThan(bytes, 1_000_000, "the bucket holds the data (\(bytes) B in \(keys.count) keys)")
+        let r = runProcess("/bin/grep", ["-raFl"] + secrets.flatMap { ["-e", $0] } + [dump])
+        XCTAssertEqual(r.status, 1, "grep found secrets in the bucket: \(r)")
+        let names = runProcess("/bin/bash", ["-c", "ls -R '\(dump)' | grep -F -e ZK"])
+        XCTAssertEqual(names.status, 1, "a key names a secret: \(names)")
+        let logs = runProcess("/bin/grep", ["-raFl"] + secrets.flatMap { ["-e", $0] } + server.logs)
+        XCTAssertEqual(logs.status, 1, "the server's log names them: \(logs)")
+    }
+
+    /// Once two devices agree, they stop talking: no new versions and almost no requests reach the
+    /// server (its own relisting of held polls goes to S3, not through its request log).
+    func testAnIdlePairGoesQuiet() throws {
+        let (a, b) = try makePair()
+        try sh("printf 'one\\n' > one.txt", cwd: a.mnt)
+        guard waitUntil(10, { Files.readText(b.mnt + "/one.txt") == "one\n" }) != nil else { throw StopTest("one.txt did not reach B") }
+        sleep(3)
+        let requestsBefore = server.requestLines().count
+        let versionsBefore = try versions(a).count + versions(b).count
+        let objectsBefore = try s3Store().allObjects().count
+        sleep(5)
+        let window = server.requestLines().dropFirst(requestsBefore)
+        metric("idle pair: requests in 5 s", "\(window.count)")
+        XCTAssertEqual(try versions(a).count + versions(b).count, versionsBefore, "versions keep appearing on an idle pair")
+        XCTAssertLessThanOrEqual(window.count, 10, "an idle pair made \(window.count) requests in 5 s:\n" + window.suffix(8).joined(separator: "\n"))
+        XCTAssertEqual(try s3Store().allObjects().count, objectsBefore, "the bucket grew while nothing changed")
+    }
+
+    /// A revoked device's versions are refused and later versions are not sent to it.
+    func testRemovedDeviceNoLongerSyncs() throws {
+        let (a, b) = try makePair()
+        try sh("printf 'before\\n' > before.txt", cwd: a.mnt)
+        guard waitUntil(10, { Files.readText(b.mnt + "/before.txt") == "before\n" }) != nil else {
+            throw StopTest("before.txt did not reach B")
+        }
+        XCTAssert(try must(["group", "remove", "--home", a.home, b.id]).contains("revoked"))
+        try sh("printf 'secret\\n' > after-removal-A.txt", cwd: a.mnt)
+        try sh("printf 'from B\\n' > after-removal-B.txt", cwd: b.mnt)
+        sleep(5)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: b.mnt + "/after-removal-A.txt"), "A's new file reached B")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: a.mnt + "/after-removal-B.txt"), "B's new file reached A")
+    }
 }
