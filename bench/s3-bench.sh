@@ -125,8 +125,11 @@ for run in $(seq 1 "$runs"); do
     previous_url=$url
     rm -f "$work/home/sync-state"
     start=$(date +%s.%N)
-    "$cdsfs" sync --home "$work/home" > "$work/sync.out"
+    /usr/bin/time -f %M -o "$work/sync.rss" "$cdsfs" sync --home "$work/home" > "$work/sync.out"
     end=$(date +%s.%N)
+    sync_rss=$(( $(tail -1 "$work/sync.rss") / 1024 ))
+    serve_rss=$(( $(awk '/^VmHWM:/ {print $2}' "/proc/$server/status") / 1024 ))
+    echo "run $run: peak RSS of cdsfs sync $sync_rss MiB, of cdsfs serve $serve_rss MiB" >&2
     kill "$server"; wait "$server" 2>/dev/null || true
     server=""
     t_cdsfs=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
@@ -179,6 +182,7 @@ done
 
 echo
 echo "S3 throughput, $(date -u +%Y-%m-%d), $(nproc) cores; tree: $((tree_bytes / 1048576)) MiB in $files files → $objects objects ($((object_bytes / 1048576)) MiB); $concurrency in flight; best of $runs"
+echo "peak RSS (last run): cdsfs sync $sync_rss MiB, cdsfs serve $serve_rss MiB"
 printf '%-44s %12s\n' "upload" "MiB/s"
 printf '%-44s %12s\n' "cdsfs sync → cdsfs serve → Ceph RGW" "$best_cdsfs"
 printf '%-44s %12s\n' "boto3 put_object ×$concurrency → Ceph RGW (same objects)" "$best_plain"
