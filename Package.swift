@@ -48,6 +48,8 @@ let package = Package(
         .testTarget(name: "KeyTests", dependencies: ["Condensation", "TestSupport"]),
         .testTarget(name: "NetworkFaultTests", dependencies: ["Condensation", "TestSupport"]),
         .testTarget(name: "ReliabilityTests", dependencies: ["Condensation", "TestSupport"]),
+        // Contacts and sharing between users, through the binary and a real `cdsfs serve`.
+        .testTarget(name: "SharingTests", dependencies: ["Condensation", "TestSupport"]),
         // Needs the one-node Ceph cluster of scripts/ceph.sh (started by the tests if it is not up).
         .testTarget(name: "S3Tests", dependencies: ["Condensation", "TestSupport"]),
     ]

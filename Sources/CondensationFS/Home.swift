@@ -194,6 +194,7 @@ extension Home {
                 case .envelope(let link):
                     guard let other = try? privateRoot(link) else { continue }
                     root.mergeMembers(other.members)
+                    root.mergeContacts(other.contacts)
                     replaced.insert(h)
                 case .garbage(let why):
                     garbage.append((h, why))
@@ -251,6 +252,7 @@ extension Home {
         var best: (Version, PrivateRoot)?
         var opened: [Hash] = []
         var members: [Hash: Member] = [:]
+        var contacts: [String: Contact] = [:]
         for h in entries {
             guard let (_, root) = try? openPrivateRoot(h),
                   let version = try? Version.load(root.filesystem, reader: reader) else {
@@ -265,11 +267,15 @@ extension Home {
             var merged = PrivateRoot(created: 0, secret: root.secret, filesystem: root.filesystem, members: members)
             merged.mergeMembers(root.members)
             members = merged.members
+            merged.contacts = contacts
+            merged.mergeContacts(root.contacts)
+            contacts = merged.contacts
             if best == nil || version.revision > best!.0.revision { best = (version, root) }
         }
         guard let (version, bestRoot) = best else { throw .noFilesystem(storePath) }
         var root = bestRoot
         root.members = members
+        root.contacts = contacts
         return (Head(version: version, envelopes: opened, root: root), Secrets(groupSecret: root.secret))
     }
 

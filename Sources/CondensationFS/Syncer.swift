@@ -214,12 +214,12 @@ public final class Syncer: @unchecked Sendable {
         state.set(seenKey, String(version.revision))
         try state.save()
         if let volume {
-            let (outcome, inv) = try volume.merge(version, members: theirs.members)
+            let (outcome, inv) = try volume.merge(version, members: theirs.members, contacts: theirs.contacts)
             return (outcome, inv)
         }
         let v = try home.openVolume(options: VolumeOptions())
         defer { try? v.close() }
-        return (try v.merge(version, members: theirs.members).outcome, [])
+        return (try v.merge(version, members: theirs.members, contacts: theirs.contacts).outcome, [])
     }
 }
 

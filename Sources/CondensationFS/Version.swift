@@ -72,6 +72,7 @@ public struct Version: Sendable {
 ///
 ///     created → <ms>   client → "cdsfs …"   secret → <32 bytes>   filesystem → <key> #version
 ///     members → { <actor id> → { store → <url>, status → active|revoked, revision → <ms> } … }
+///     contacts → { <name> → { actor, store, status, revision } … }     (see `Contact`)
 ///
 /// Every device of the group writes the same kind of root, encrypted for every active member.
 struct PrivateRoot: Sendable {
@@ -81,6 +82,7 @@ struct PrivateRoot: Sendable {
     var secret: [UInt8]
     var filesystem: HashAndKey
     var members: [Hash: Member] = [:]
+    var contacts: [String: Contact] = [:]
 
     var record: Record {
         var r = Record()
@@ -100,6 +102,7 @@ struct PrivateRoot: Sendable {
             }
             r.add(m)
         }
+        if let c = Contact.record(contacts) { r.add(c) }
         return r
     }
 
@@ -121,6 +124,7 @@ struct PrivateRoot: Sendable {
                   let status = Member.Status(rawValue: node.text("status") ?? "") else { continue }
             members[actor] = Member(store: node.text("store") ?? "", status: status, revision: node.integer("revision") ?? 0)
         }
+        contacts = Contact.read(record)
     }
 
     /// Takes the other root's members where they are newer (forward merge, as Condensation's

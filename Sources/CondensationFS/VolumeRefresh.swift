@@ -18,7 +18,8 @@ extension Volume {
     /// Merges another device's version into this volume: commits local changes first, merges
     /// (or fast-forwards), publishes the result and updates the tree in place, keeping inode
     /// numbers of everything that still exists. Returns what the kernel must invalidate.
-    public func merge(_ theirs: Version, members: [Hash: Member] = [:]) throws(FSError) -> (outcome: String, invalidations: [Invalidation]) {
+    public func merge(_ theirs: Version, members: [Hash: Member] = [:],
+                      contacts: [String: Contact] = [:]) throws(FSError) -> (outcome: String, invalidations: [Invalidation]) {
         try lock.withLock { () throws(FSError) in
             try checkWritable()
             try commitLocked()
@@ -31,9 +32,10 @@ extension Volume {
             case .upToDate:
                 var merged = head.root
                 merged.mergeMembers(members)
-                if merged.members == head.root.members { return ("up to date", []) }
+                merged.mergeContacts(contacts)
+                if merged.members == head.root.members && merged.contacts == head.root.contacts { return ("up to date", []) }
                 version = head.version
-                description = "up to date; group members updated"
+                description = "up to date; group members or contacts updated"
             case .fastForward(let v):
                 version = v
                 description = "fast-forward to \(v.link.hash.shortHex)"
@@ -47,6 +49,7 @@ extension Volume {
             var root = head.root
             root.filesystem = version.link
             root.mergeMembers(members)
+            root.mergeContacts(contacts)
             let (envelope, written) = try home.publish(root: root, objects: objects, replacing: head.envelopes)
             head = Head(version: version, envelopes: [envelope], root: written)
             var invalidations: [Invalidation] = []

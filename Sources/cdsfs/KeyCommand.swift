@@ -11,10 +11,24 @@ struct KeyCommand: ParsableCommand {
     )
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the device's actor id.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the device's actor id, and the line another person pastes to add you as a contact.",
+            discussion: """
+            The first line is the actor id alone. When the home has a remote store, a second line is the \
+            command to hand to another person: `cdsfs contact add NAME ACTOR_ID --store URL`, with your \
+            name (--name, else $USER) and the store where this device receives messages.
+            """)
         @OptionGroup var home: HomeOption
+        @Option(help: "The name to suggest in the contact line (default: $USER).") var name: String?
 
-        func run() throws { print(home.open().keyPair.actor.hex) }
+        func run() throws {
+            let h = home.open()
+            print(h.keyPair.actor.hex)
+            guard let url = h.remotes.first else { return }
+            let suggested = name ?? (getenv("USER").map { String(cString: $0) }).flatMap { $0.isEmpty ? nil : $0 } ?? "me"
+            if let why = Contact.problem(withName: suggested) { fail("--name \(suggested): \(why)") }
+            print("cdsfs contact add \(shellQuoted(suggested)) \(h.keyPair.actor.hex) --store \(shellQuoted(url))")
+        }
     }
 
     struct Export: ParsableCommand {
