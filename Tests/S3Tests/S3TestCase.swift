@@ -95,7 +95,8 @@ open class S3TestCase: SyncTestCase {
         guard let store = try? s3Store() else { return }
         var keys: [String] = []
         try? store.listKeys(prefix: "") { key, _, _ in keys.append(key) }
-        for k in keys { _ = try? store.request("DELETE", key: k) }
+        let all = keys
+        try? parallelForEach(all.count, width: 16) { i throws(StoreError) in _ = try store.request("DELETE", key: all[i]) }
         _ = try? store.request("DELETE", key: nil)
     }
 
