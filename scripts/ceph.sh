@@ -23,7 +23,8 @@ CONF="$DIR/ceph.conf"
 
 say() { echo "ceph.sh: $*" >&2; }
 
-answering() { curl -s -o /dev/null --max-time 2 "$ENDPOINT/" 2>/dev/null; }
+# radosgw answers an anonymous GET / with an empty bucket list; anything else on the port is not it.
+answering() { curl -s --max-time 2 "$ENDPOINT/" 2>/dev/null | grep -q ListAllMyBucketsResult; }
 
 install_packages() {
     if command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null && command -v radosgw >/dev/null \

@@ -50,6 +50,27 @@ final class S3BadInputTests: S3TestCase {
         XCTAssertEqual(try must(["remote", "list", "--home", home]), "", "no remote was added")
     }
 
+    /// With no AWS variables but a profile in ~/.aws/credentials (chosen by AWS_PROFILE), the keys
+    /// come from the file; a profile that is not there is one clear line.
+    func testCredentialsFromTheCredentialsFile() throws {
+        let home = root + "/credentials-home"
+        Files.mkdirs(home + "/.aws")
+        _ = Files.write(home + "/.aws/credentials", """
+            [default]
+            aws_access_key_id = nobody
+            aws_secret_access_key = wrong
+
+            [cdsfs-tests]
+            aws_access_key_id = \(Self.accessKey)
+            aws_secret_access_key = \(Self.secretKey)
+            """)
+        let ok = cdsfs(["gc", "--store", s3URL, "--dry-run"], environment: ["HOME": home, "AWS_PROFILE": "cdsfs-tests"])
+        XCTAssert(ok.succeeded, "\(ok)")
+        expectOneLine(["gc", "--store", s3URL, "--dry-run"], environment: ["HOME": home], ["access key nobody"])
+        expectOneLine(["gc", "--store", s3URL, "--dry-run"], environment: ["HOME": home, "AWS_PROFILE": "absent"],
+                      ["no S3 credentials", "[absent]"])
+    }
+
     /// Another tool's files in the bucket, in and out of the store's layout: a server on it serves, two
     /// devices sync through it, gc keeps what is not the store's, and nothing is corrupt.
     func testABucketWithJunkFromAnotherTool() throws {
