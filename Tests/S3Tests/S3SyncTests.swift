@@ -99,6 +99,47 @@ final class S3SyncTests: S3TestCase {
         fsckBoth(a, b)
     }
 
+    /// More of the sync scenarios across two instances: a one-byte change in a 32 MiB file sends under
+    /// 2 MiB through both together, and a third device on instance 2 joins by mounting.
+    func testOneByteChangeAndAJoinAcrossInstances() throws {
+        let second = try startAnotherServer("second")
+        let a = try makeDevice("A", joining: false)
+        remoteOverride = second.url
+        let b = try makeDevice("B", joining: true)
+        try must(["group", "add", "--home", a.home, b.id])
+        guard try must(["sync", "--home", b.home]).contains("joined") else { throw StopTest("B did not join") }
+        try mount(a)
+        try mount(b)
+        try sh("head -c \(32 << 20) /dev/urandom > big.bin", cwd: a.mnt, timeout: 120)
+        sleep(2)
+        guard try waitForSameHead(a, b, timeout: 120) != nil else { throw StopTest("B did not reach A's version") }
+        sleep(2)
+        let marks = (server.requestLines().count, second.requestLines().count)
+        let offset = 20 * 1024 * 1024 + 777
+        let newByte = try py("""
+            import os, sys
+            with open(sys.argv[1], 'r+b') as f:
+                f.seek(\(offset)); new = f.read(1)[0] ^ 0xff
+                f.seek(\(offset)); f.write(bytes([new])); f.flush(); os.fsync(f.fileno())
+            print(new)
+            """, [a.mnt + "/big.bin"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNotNil(waitUntil(30, interval: 0.1) {
+            python("import sys\nf = open(sys.argv[1], 'rb'); f.seek(\(offset)); print(f.read(1)[0])", [b.mnt + "/big.bin"])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines) == newByte
+        }, "B's mount did not show the one-byte change")
+        XCTAssertNotNil(try waitForSameHead(a, b, timeout: 30))
+        sleep(2)
+        let received = Server.bytesIn(server.requestLines().dropFirst(marks.0)) + Server.bytesIn(second.requestLines().dropFirst(marks.1))
+        metric("1-byte change in 32 MiB across two instances: received", "\(received) B")
+        XCTAssertLessThan(received, 2 * 1024 * 1024)
+
+        let c = try makeDevice("C", joining: true)  // its remote: instance 2
+        try must(["group", "add", "--home", a.home, c.id])
+        try mount(c)
+        XCTAssertNotNil(waitUntil(30) { bash("cmp -s big.bin '\(a.mnt)/big.bin' && echo same", cwd: c.mnt).stdout == "same\n" },
+                        "C (on instance 2) did not get A's folder by mounting")
+    }
+
     /// A long poll held by one instance wakes within 2 s of an addition made through the other.
     func testLongPollWakesAcrossInstances() throws {
         let second = try startAnotherServer("second")
