@@ -31,8 +31,13 @@ final class FileData {
     /// The encoded content as last committed or loaded; nil once anything changed.
     private(set) var stored: StoredContent?
 
-    /// Bytes held in unsaved pages (pages hold only what was written or filled, not always 64 KiB).
+    /// Bytes held in unsaved pages (pages hold only what was written or filled, not always 4 KiB).
     private(set) var dirtyBytes = 0
+    /// Changed by everything a background compaction's result cannot be merged with: new chunks
+    /// (a commit or a compaction got there first) and truncation.
+    private(set) var generation: UInt64 = 0
+    /// The lowest offset written since the last snapshot.
+    private var lowestWrite = UInt64.max
     var isDirty: Bool { stored == nil }
 
     init() {
@@ -56,6 +61,7 @@ final class FileData {
     }
 
     private func setBase(_ chunks: [ChunkRef]) {
+        generation &+= 1
         base = chunks
         baseOffsets = []
         baseOffsets.reserveCapacity(chunks.count)
@@ -234,6 +240,7 @@ final class FileData {
     /// Writes `data` at `offset`, extending the file as needed.
     func write(_ offset: UInt64, _ data: UnsafeRawBufferPointer, _ ctx: ContentContext) throws(FSError) {
         try prepareForChange(ctx)
+        lowestWrite = min(lowestWrite, offset)
         var done = 0
         let end = offset + UInt64(data.count)
         while done < data.count {
@@ -278,6 +285,7 @@ final class FileData {
     func truncate(_ newSize: UInt64, _ ctx: ContentContext) throws(FSError) {
         guard newSize != size else { return }
         try prepareForChange(ctx)
+        generation &+= 1
         if newSize < size {
             let ps = UInt64(Self.pageSize)
             for key in pages.keys where key * ps >= newSize {
@@ -295,6 +303,40 @@ final class FileData {
             baseLimit = min(baseLimit, newSize)
         }
         size = newSize
+    }
+
+    /// A copy to chunk off the volume's lock (`materialize` on it), while writes go on here. Pages
+    /// are shared copy-on-write, so the copy costs a dictionary, not the data.
+    func snapshot() -> FileData {
+        let copy = FileData(stored: nil, size: 0)
+        copy.size = size
+        copy.base = base
+        copy.baseOffsets = baseOffsets
+        copy.baseEnd = baseEnd
+        copy.baseLimit = baseLimit
+        copy.unloadedList = unloadedList
+        copy.inline = inline
+        copy.pages = pages
+        copy.stored = stored
+        copy.dirtyBytes = dirtyBytes
+        copy.generation = generation
+        lowestWrite = .max
+        return copy
+    }
+
+    /// Takes the chunks a snapshot made (see `snapshot`), if nothing since could have changed
+    /// the bytes they hold: no new chunks, no truncation, and no write below where they end (a
+    /// sequential writer only ever writes past them). Returns false, changing nothing, otherwise;
+    /// the chunks are then garbage for `gc`.
+    func adopt(_ chunked: FileData, snapshotGeneration: UInt64) -> Bool {
+        let end = chunked.baseEnd
+        guard generation == snapshotGeneration, chunked.inline == nil, inline == nil, lowestWrite >= end else { return false }
+        let ps = UInt64(Self.pageSize)
+        // The pages below `end` are unchanged since the snapshot, and now in chunks.
+        pages = pages.filter { ($0.key + 1) * ps > end }
+        dirtyBytes = pages.values.reduce(0) { $0 + $1.count }
+        setBase(chunked.base)
+        return true
     }
 
     /// Turns unsaved pages into stored chunks. Afterwards the file has no pages, except with

@@ -33,6 +33,11 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
     /// Files holding unsaved pages, and how many bytes those pages hold in all.
     var buffered: [Inode: Node] = [:]
     var bufferedBytes = 0
+    /// A file being chunked in the background (see `compactInBackground`), and its end.
+    var backgroundCompaction: Node?
+    let backgroundCompactionDone = Condition()
+    /// Background compactions whose chunks were taken, and those overtaken by other changes.
+    var backgroundCompactions = (adopted: 0, discarded: 0)
     var committer: Committer?
     /// Called (under the volume's lock) after each commit: the syncer's cue to push.
     var onCommit: (@Sendable () -> Void)?

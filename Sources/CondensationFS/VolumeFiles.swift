@@ -1,5 +1,23 @@
 import Condensation
+import Dispatch
 import Glibc
+
+/// A file handed to the background compaction: its copy is chunked off the lock.
+private struct BackgroundCompaction: @unchecked Sendable {
+    let node: Node
+    let file: FileData
+    let copy: FileData
+    let keepTail: Bool
+    let generation: UInt64
+
+    init(node: Node, file: FileData, copy: FileData, keepTail: Bool) {
+        self.node = node
+        self.file = file
+        self.copy = copy
+        self.keepTail = keepTail
+        generation = copy.generation
+    }
+}
 
 /// File contents, attributes and extended attributes.
 extension Volume {
@@ -93,8 +111,41 @@ extension Volume {
         }
         bufferedBytes += f.dirtyBytes - before
         if f.dirtyBytes > 0 { buffered[n.ino] = n }
+        if bufferedBytes >= options.writeBufferLimit / 2 && backgroundCompaction == nil { compactInBackground() }
+        guard bufferedBytes >= options.writeBufferLimit else { return }
+        // Full: let the background chunking finish first (it frees most of the buffer), then
+        // chunk whatever is still over the bound here.
+        while backgroundCompaction != nil { lock.wait(backgroundCompactionDone) }
         guard bufferedBytes >= options.writeBufferLimit else { return }
         try compactAll()
+    }
+
+    /// Chunks the file holding the most unsaved bytes on another thread, off the lock, while writes
+    /// go on: a sequential writer fills the buffer while the previous half of it is cut, sealed
+    /// and stored (before, every write waited while the whole buffer was chunked). The result is
+    /// taken only if nothing could have changed the bytes it covers (`FileData.adopt`); a commit,
+    /// a truncation or a write below its end makes it garbage, and the file is chunked as usual.
+    private func compactInBackground() {
+        guard let n = buffered.values.max(by: { ($0.file?.dirtyBytes ?? 0) < ($1.file?.dirtyBytes ?? 0) }),
+              let f = n.file, f.size > UInt64(FileData.inlineLimit), f.dirtyBytes >= options.writeBufferLimit / 8 else { return }
+        let job = BackgroundCompaction(node: n, file: f, copy: f.snapshot(), keepTail: n.openCount > 0)
+        backgroundCompaction = n
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            let chunked: Bool
+            do throws(FSError) { chunked = try job.copy.materialize(ctx, keepTail: job.keepTail) } catch { chunked = false }
+            lock.withLock {
+                let before = job.file.dirtyBytes
+                if chunked, job.node.file === job.file, job.file.adopt(job.copy, snapshotGeneration: job.generation) {
+                    bufferedBytes -= before - job.file.dirtyBytes
+                    if job.file.dirtyBytes == 0 { buffered[job.node.ino] = nil }
+                    backgroundCompactions.adopted += 1
+                } else {
+                    backgroundCompactions.discarded += 1
+                }
+                backgroundCompaction = nil
+                backgroundCompactionDone.broadcast()
+            }
+        }
     }
 
     /// Moves every buffered file's pages out of memory.

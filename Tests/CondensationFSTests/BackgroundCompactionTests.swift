@@ -1,0 +1,114 @@
+import Condensation
+@testable import CondensationFS
+import Glibc
+import XCTest
+
+/// The write buffer is chunked on another thread while writes go on; what it chunked is taken only
+/// when nothing changed the bytes under it, and the chunks are the ones a synchronous chunking makes.
+final class BackgroundCompactionTests: XCTestCase {
+    private func chunks(_ v: Volume, _ name: String) throws -> [Hash] {
+        try v.commit()
+        let content = v.lock.withLock { () -> StoredContent? in
+            let n = v.root.children?[name]
+            return n?.file?.stored ?? n?.storedContent
+        }
+        switch content {
+        case .chunks(let c)?: return c.compactMap { $0.link?.hash }
+        case .chunkList(let link, _)?:
+            let r = try ObjectReader(store: v.home.store).record(link)
+            return (r.child(EntryLabel.chunks)?.children ?? []).compactMap { ChunkRef(record: $0)?.link?.hash }
+        default: return []
+        }
+    }
+
+    private func waitForBackground(_ v: Volume) {
+        v.lock.withLock { while v.backgroundCompaction != nil { v.lock.wait(v.backgroundCompactionDone) } }
+    }
+
+    func testASequentialWriteIsChunkedInTheBackgroundIntoTheSameChunks() throws {
+        let home = try temporaryHome(self)
+        var options = VolumeOptions()
+        options.writeBufferLimit = 4 << 20
+        let v = try home.openVolume(options: options)
+        var rng = SeededRandom(41)
+        let data = rng.bytes(24 << 20)
+        let ino = try v.create(1, "seq", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
+        var offset = 0
+        while offset < data.count {
+            let n = min(64 * 1024, data.count - offset)
+            _ = try data[offset..<(offset + n)].withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(offset), $0) }
+            offset += n
+        }
+        waitForBackground(v)
+        let counts = v.lock.withLock { v.backgroundCompactions }
+        XCTAssertGreaterThan(counts.adopted, 2, "a 24 MiB write through a 4 MiB buffer: \(counts)")
+        XCTAssertEqual(try v.readFile(ino), data)
+        v.release(ino, handle: ino)
+        let background = try chunks(v, "seq")
+
+        // The same bytes written at once with a buffer that never fills: chunked at the commit only.
+        try v.close()
+        var big = VolumeOptions()
+        big.writeBufferLimit = 1 << 30
+        let v2 = try home.openVolume(options: big)
+        try v2.writeFile(1, "copy", data)
+        XCTAssertEqual(v2.lock.withLock { v2.backgroundCompactions.adopted }, 0)
+        XCTAssertEqual(try chunks(v2, "copy"), background, "background chunking cut other chunks")
+    }
+
+    /// Overwrites below what the background is chunking, truncations and commits while it runs: its
+    /// result is then discarded, and the file always reads as the model says.
+    func testChangesUnderABackgroundCompactionWin() throws {
+        let home = try temporaryHome(self)
+        var options = VolumeOptions()
+        options.writeBufferLimit = 2 << 20
+        var v = try home.openVolume(options: options)
+        var rng = SeededRandom(42)
+        var model: [UInt8] = []
+        var ino = try v.writeFile(1, "f", [])
+        var total = (adopted: 0, discarded: 0)
+        func count(_ v: Volume) {
+            waitForBackground(v)
+            let c = v.lock.withLock { v.backgroundCompactions }
+            total.adopted += c.adopted
+            total.discarded += c.discarded
+        }
+        for step in 0..<600 {
+            switch rng.next() % 20 {
+            case 0:
+                let size = Int(rng.next() % UInt64(max(1, model.count + 1)))
+                _ = try v.setattr(ino, AttributeChanges(size: UInt64(size)), handle: nil)
+                if size < model.count { model.removeLast(model.count - size) } else { model += [UInt8](repeating: 0, count: size - model.count) }
+            case 1:
+                try v.commit()
+            case 2:
+                count(v)
+                try v.close()
+                v = try home.openVolume(options: options)
+                ino = try v.lookup(1, "f").ino
+            case 3, 4, 5:
+                // An overwrite somewhere below the end.
+                let offset = Int(rng.next() % UInt64(max(1, model.count)))
+                let data = rng.bytes(Int(rng.next() % 50_000) + 1)
+                _ = try data.withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(offset), $0) }
+                if model.count < offset + data.count { model += [UInt8](repeating: 0, count: offset + data.count - model.count) }
+                model.replaceSubrange(offset..<(offset + data.count), with: data)
+            default:
+                // An append, as a sequential writer does.
+                let data = rng.bytes(Int(rng.next() % 300_000) + 1)
+                let offset = model.count
+                _ = try data.withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(offset), $0) }
+                model += data
+            }
+            if step % 20 == 0 { XCTAssertEqual(try v.readFile(ino), model, "step \(step)") }
+        }
+        count(v)
+        XCTAssertEqual(try v.readFile(ino), model)
+        try v.close()
+        let v3 = try home.openVolume(options: options)
+        XCTAssertEqual(try v3.readFile(try v3.lookup(1, "f").ino), model)
+        // Both ways out were taken: chunks adopted, and chunks overtaken by changes.
+        XCTAssertGreaterThan(total.adopted, 0, "\(total)")
+        XCTAssertGreaterThan(total.discarded, 0, "\(total)")
+    }
+}
