@@ -1,8 +1,13 @@
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <unistd.h>
+#include <sys/xattr.h>
 #include "clinux.h"
 
 int clinux_syncfs(int fd) { return syncfs(fd); }
 
 int clinux_limit_malloc_arenas(int n) { return mallopt(M_ARENA_MAX, n); }
+
+int clinux_setxattr(const char *path, const char *name, const void *value, unsigned long size) {
+    return setxattr(path, name, value, size, 0);
+}

@@ -118,6 +118,10 @@ public final class Checker {
 
     private func checkEntry(_ entry: StoredEntry, in parent: Hash) {
         if let d = entry.directory { checkDirectory(d) }
+        if let c = entry.container, let r = record(c, "container head") {
+            guard let head = ContainerHead(record: r) else { return problem(c.hash, "container head is malformed") }
+            checkVersions(head.version)
+        }
         switch entry.content {
         case .chunks(let chunks)?: checkChunks(chunks)
         case .chunkList(let link, _)?:

@@ -15,10 +15,13 @@ import Glibc
 ///       d → <key> #directory-object      n → number of subdirectories (for nlink without loading it)
 ///       l → symlink target
 ///       h → hard link id (content and metadata live in the version's link table)
+///       C → <key> #container-head (instead of d: the directory is a container, see `ContainerHead`)
+///       R → { <actor id> → { w, t, s } }   the container's recipients (see `Recipient`)
 enum EntryLabel {
     static let mode = "m", uid = "u", gid = "g", atime = "a", mtime = "t", ctime = "c", rdev = "r"
     static let xattrs = "x", size = "s", inline = "i", chunks = "k", chunkList = "K", directory = "d"
     static let symlink = "l", hardLink = "h", subdirectories = "n"
+    static let container = "C", recipients = "R"
     /// A chunk sealed in AES-256-GCM blocks (see `ContentContext`), not AES-256-CTR as a whole.
     static let sealedBlocks = "g"
 }
@@ -138,6 +141,10 @@ struct StoredEntry: Sendable {
     var subdirectories: UInt64 = 0
     var symlink: String? = nil
     var hardLink: UInt64? = nil
+    /// The head of a container (a directory with its own secret and version chain). Where the volume
+    /// resolves it, `directory` is the container's newest root directory.
+    var container: HashAndKey? = nil
+    var recipients: Record? = nil
 
     /// Writes the entry's fields as children of `node` (whose bytes are the name).
     func write(to node: inout Record) {
@@ -154,7 +161,12 @@ struct StoredEntry: Sendable {
         case .chunkList(let link, _)?: node.add(EntryLabel.chunkList, link: link)
         case nil: break
         }
-        if let directory { node.add(EntryLabel.directory, link: directory) }
+        if let container {
+            node.add(EntryLabel.container, link: container)
+            if let recipients { node.add(recipients) }
+        } else if let directory {
+            node.add(EntryLabel.directory, link: directory)
+        }
         if subdirectories > 0 { node.add(EntryLabel.subdirectories, unsigned: subdirectories) }
         if let symlink { node.add(EntryLabel.symlink, text: symlink) }
     }
@@ -186,6 +198,11 @@ struct StoredEntry: Sendable {
         if node.contains(EntryLabel.directory) {
             guard let link = node.link(EntryLabel.directory) else { return nil }
             directory = link
+        }
+        if node.contains(EntryLabel.container) {
+            guard metadata.isDirectory, let link = node.link(EntryLabel.container) else { return nil }
+            container = link
+            recipients = node.child(EntryLabel.recipients)
         }
         subdirectories = node.unsigned(EntryLabel.subdirectories) ?? 0
         if let target = node.value(EntryLabel.symlink) { symlink = target.text }

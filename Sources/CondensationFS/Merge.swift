@@ -121,7 +121,10 @@ public struct Merger {
                 continue
             }
             let we = StoredEntry(record: w), le = StoredEntry(record: l)
-            if let we, let le, we.metadata.isDirectory, le.metadata.isDirectory, we.hardLink == nil {
+            // Two states of a container are kept side by side until containers merge over their own
+            // chains (docs/design.md, "Sharing").
+            if let we, let le, we.metadata.isDirectory, le.metadata.isDirectory, we.hardLink == nil,
+               we.container == nil, le.container == nil {
                 let be = b.flatMap(StoredEntry.init(record:)).flatMap { $0.metadata.isDirectory ? $0 : nil }
                 let merged = try mergeDirectoryEntry(base: be, winner: we, loser: le, loserLabel: loserLabel)
                 var r = Record(text: name.string)

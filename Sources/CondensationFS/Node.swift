@@ -26,6 +26,8 @@ final class Node {
     /// The pages of a large directory as last encoded, so that a commit re-encodes only the pages
     /// whose entries changed (valid while `directoryLink` is the link they made).
     var pages: DirectoryPages?
+    /// Set when the directory is a container (its own secret and version chain).
+    var container: ContainerState?
     /// Subdirectories of a directory not yet loaded, as its entry recorded them.
     var storedSubdirectories: UInt64 = 0
 

@@ -111,10 +111,11 @@ public final class Volume: VolumeOperations, @unchecked Sendable {
             hardLinks[id] = n
             return n
         }
+        if stored.container != nil { return try makeContainerNode(stored, parent: parent) }
         return newNode(stored, parent: parent)
     }
 
-    private func newNode(_ stored: StoredEntry, parent: Node) -> Node {
+    func newNode(_ stored: StoredEntry, parent: Node) -> Node {
         let n = Node(ino: allocateInode(), meta: stored.metadata)
         n.parent = parent
         n.directoryLink = stored.directory

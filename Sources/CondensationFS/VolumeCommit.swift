@@ -123,6 +123,7 @@ extension Volume {
         if n.isDirectory {
             e.directory = try encodeDirectory(n, &objects, &encoded)
             e.subdirectories = n.subdirectoryCount
+            if n.container != nil { encodeContainer(n, &e, &objects) }
         }
         if n.isRegular {
             e.content = try encodeContent(n, &objects)

@@ -260,6 +260,7 @@ extension Volume {
             if name.hasPrefix("system.posix_acl_") { throw .notSupported }
             guard value.count <= 64 * 1024 else { throw .tooBig }
             let n = try node(ino)
+            if try setControlAttribute(n, name, value) { return }
             let exists = n.meta.xattrs[name] != nil
             if flags & 1 != 0 && exists { throw .exists }
             if flags & 2 != 0 && !exists { throw .noAttribute }
@@ -271,7 +272,9 @@ extension Volume {
 
     public func getxattr(_ ino: Inode, _ name: String) throws(FSError) -> [UInt8] {
         try lock.withLock { () throws(FSError) in
-            guard let v = try node(ino).meta.xattrs[name] else { throw .noAttribute }
+            let n = try node(ino)
+            if let control = try controlAttribute(n, name) { return control }
+            guard let v = n.meta.xattrs[name] else { throw .noAttribute }
             return v
         }
     }
@@ -284,6 +287,7 @@ extension Volume {
         try lock.withLock { () throws(FSError) in
             try checkWritable()
             let n = try node(ino)
+            if try removeControlAttribute(n, name) { return }
             guard n.meta.xattrs.removeValue(forKey: name) != nil else { throw .noAttribute }
             n.meta.ctime = .now()
             changed(n)

@@ -85,12 +85,14 @@ extension Volume {
         }
         guard let children = dir.children, link != dir.directoryLink || link == nil else { return }
         var entries: [Name: StoredEntry] = [:]
+        var containers: [Name: ContainerState] = [:]
         if let link {
             for e in try DirectoryFormat.decode(link, reader: ctx.reader) {
-                guard let stored = StoredEntry(record: e) else {
+                guard var stored = StoredEntry(record: e) else {
                     Log.error("directory \(link.hash.hex) has a malformed entry")
                     throw .io
                 }
+                containers[Name(e.text)] = try resolveContainer(&stored)
                 entries[Name(e.text)] = stored
             }
         }
@@ -125,6 +127,7 @@ extension Volume {
             }
             update(old, to: entry, &out)
             if old.isDirectory {
+                old.container = containers[Name(name)]
                 old.storedSubdirectories = entry.subdirectories
                 if old.children == nil { old.directoryLink = entry.directory } else { try refresh(old, to: entry.directory, &out) }
             }

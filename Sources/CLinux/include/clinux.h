@@ -9,4 +9,8 @@ int clinux_syncfs(int fd);
 /// Swift's Glibc module does not import).
 int clinux_limit_malloc_arenas(int n);
 
+/// setxattr(2) on a path (sys/xattr.h, which Swift's Glibc module does not import): `cdsfs share`
+/// tells a mount what to do through its control attributes.
+int clinux_setxattr(const char *path, const char *name, const void *value, unsigned long size);
+
 #endif

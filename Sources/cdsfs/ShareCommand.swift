@@ -1,0 +1,64 @@
+import ArgumentParser
+import CLinux
+import Condensation
+import CondensationFS
+import FuseMount
+import Glibc
+
+struct ShareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "share",
+        abstract: "Share a folder of a mounted cdsfs folder with a contact.",
+        discussion: """
+        PATH must be a folder inside a mounted cdsfs folder (the mount does the change). It becomes a \
+        container, a folder with its own key and history, and the contact is recorded as its recipient, \
+        read-only unless --write. `getfattr -n user.cdsfs.recipients PATH` lists the recipients.
+
+        This stage records the recipient only: sending the container to the contact's store and \
+        showing it under their Shared/ folder come next (docs/design.md, "Sharing").
+        """)
+    @OptionGroup var home: HomeOption
+    @Argument(help: "The folder to share (inside a mounted cdsfs folder).") var path: String
+    @Argument(help: "The contact's name, as `cdsfs contact list` shows it.") var contact: String
+    @Flag(help: "Let the contact change the folder too.") var write = false
+
+    func run() throws {
+        let h = home.open()
+        let found = orFail { try h.contact(named: contact) }
+        guard let c = found else {
+            fail("\(contact) is not a contact: add them with `cdsfs contact add \(contact) ACTOR_ID --store URL`")
+        }
+        var st = stat()
+        guard stat(path, &st) == 0 else { fail("\(path) does not exist") }
+        guard st.st_mode & S_IFMT == S_IFDIR else { fail("\(path) is not a folder; share the folder that holds it") }
+        try requireMounted(path, home: h.path)
+        let value = Array((c.actor.hex + (write ? " w" : "")).utf8)
+        if clinux_setxattr(path, Volume.shareAttribute, value, UInt(value.count)) != 0 {
+            switch errno {
+            case ENOTSUP, EPERM, EACCES: fail("\(path) cannot be shared: the mount refused (\(String(cString: strerror(errno))))")
+            case EROFS: fail("\(path) is on a read-only mount")
+            case EINVAL: fail("the mounted folder's top cannot be shared; share a folder inside it")
+            case EXDEV: fail("\(path) holds files with several names (hard links); a shared folder cannot")
+            default: fail("sharing \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        print("\(path) is shared with \(c.name) (\(write ? "read and write" : "read-only")); it reaches them once sending shares is built")
+    }
+}
+
+/// Fails unless `path` is inside a cdsfs mount of the home at `home`: the control attributes are
+/// the mount's, and on another filesystem they would be stored as ordinary attributes.
+func requireMounted(_ path: String, home: String) throws {
+    guard let real = realpath(path, nil) else { fail("\(path) does not exist") }
+    let resolved = String(cString: real)
+    free(real)
+    let containing = MountTable.current().entries.filter {
+        resolved == $0.mountPoint || resolved.hasPrefix($0.mountPoint == "/" ? "/" : $0.mountPoint + "/")
+    }.max { $0.mountPoint.count < $1.mountPoint.count }
+    guard let mount = containing, mount.type == "fuse.cdsfs" else {
+        fail("\(path) is not inside a mounted cdsfs folder: mount it with `cdsfs mount` and give a path inside")
+    }
+    guard mount.source == home else {
+        fail("\(path) is in the mount of the home \(mount.source), not \(home): give --home \(mount.source)")
+    }
+}
