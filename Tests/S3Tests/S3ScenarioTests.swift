@@ -155,4 +155,48 @@ final class S3ScenarioTests: S3TestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: b.mnt + "/after-removal-A.txt"), "A's new file reached B")
         XCTAssertFalse(FileManager.default.fileExists(atPath: a.mnt + "/after-removal-B.txt"), "B's new file reached A")
     }
+
+    /// The bucket has the folder store's layout: copied key by key into a folder it is a folder store
+    /// whose trees are all complete and sound, and a device's local folder store copied file by file
+    /// under a prefix of the bucket is an S3 store that marks the same objects.
+    func testBucketAndFolderStoreHaveOneLayout() throws {
+        let (a, b) = try makePair()
+        try sh("head -c 2000000 /dev/urandom > data.bin && mkdir d && printf 'x\\n' > d/x.txt", cwd: a.mnt)
+        sleep(2)
+        guard try waitForSameHead(a, b, timeout: 30) != nil else { throw StopTest("B did not reach A's version") }
+        unmount(a)
+        unmount(b)
+        let bucket = try s3Store()
+        let folder = root + "/bucket-as-folder"
+        var keys: [String] = []
+        try bucket.listKeys(prefix: "") { key, _, _ in keys.append(key) }
+        for key in keys {
+            let r = try bucket.request("GET", key: key)
+            XCTAssertEqual(r.status, 200, key)
+            Files.mkdirs((folder + "/" + key as NSString).deletingLastPathComponent)
+            XCTAssertEqual(Files.write(folder + "/" + key, r.body), 0, key)
+        }
+        let asFolder = try XCTUnwrap(FolderStore.open(folder), "the copy is a folder store")
+        let fromFolder = try GarbageCollector.mark(asFolder, verify: true)
+        let fromBucket = try GarbageCollector.mark(bucket, verify: true)
+        XCTAssertEqual(fromFolder.reachable, fromBucket.reachable)
+        XCTAssertEqual(fromFolder.missing, [])
+        XCTAssertEqual(fromFolder.corrupt, [])
+        XCTAssertGreaterThan(fromFolder.reachable.count, 5)
+
+        // A's local store, file by file, under a prefix of the bucket.
+        let local = a.home + "/store"
+        let copy = try s3Store(url: "s3://\(self.bucket)/copy-of-a?endpoint=\(Self.endpoint)")
+        let files = try sh("cd '\(local)' && find objects accounts -type f").split(separator: "\n").map(String.init)
+        try parallelForEach(files.count, width: 8) { i throws(StoreError) in
+            let body = Files.read(local + "/" + files[i]) ?? []
+            let r = try copy.request("PUT", key: copy.location.key(files[i]), body: body)
+            guard r.status == 200 else { throw .refused(status: r.status, files[i]) }
+        }
+        let localMark = try GarbageCollector.mark(try XCTUnwrap(FolderStore.open(local)), verify: true)
+        let copyMark = try GarbageCollector.mark(copy, verify: true)
+        XCTAssertEqual(copyMark.reachable, localMark.reachable)
+        XCTAssertEqual(copyMark.corrupt, [])
+        XCTAssertEqual(copyMark.missing, localMark.missing)
+    }
 }
