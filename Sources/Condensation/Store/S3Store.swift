@@ -1,7 +1,7 @@
 import Glibc
-import Synchronization
 
-/// A Condensation store in an S3 bucket (Ceph RGW, MinIO, Garage, AWS S3 through a TLS proxy).
+/// A Condensation store in an S3 bucket (Ceph RGW, MinIO, Garage; AWS S3 through a local TLS tunnel
+/// named by `connect=`, see `S3Location`).
 ///
 /// - **Layout**: the folder store's, under an optional prefix: `objects/<2 hex>/<62 hex>` holds an
 ///   object's bytes, `accounts/<actor hex>/<box>/<hash hex>` is an empty object per box entry. A
@@ -9,7 +9,7 @@ import Synchronization
 /// - **Requests**: path-style (`/BUCKET/KEY`), signed with AWS Signature Version 4 (`S3Signing`),
 ///   payloads signed too (an object's hash *is* the SHA-256 of its bytes, so a put's payload hash costs
 ///   nothing, and S3 refuses a body that does not match it). Plain HTTP over `HTTPConnection`s from a
-///   keep-alive pool: `https://` endpoints need a TLS-terminating proxy (see README).
+///   keep-alive pool (`HTTPClient`): `https://` endpoints need a local TLS tunnel (see README).
 /// - **Many requests in flight**: the store is synchronous like every `Store`, but safe from many
 ///   threads at once; `modify` puts its objects from `Configuration.parallelism` threads.
 /// - **Retries**: connection errors, 5xx (including 503 SlowDown) and 429 are retried with exponential
@@ -31,7 +31,7 @@ public final class S3Store: Store {
         public var initialBackoff: Double = 0.2
         public var maximumBackoff: Double = 5
         public var maximumIdleConnections = 32
-        /// Threads that put a modify's objects (and the transfer width it suggests).
+        /// Threads that put a modify's objects, add its entries and remove its removals.
         public var parallelism = 8
         /// Seconds after which `book` refreshes an object's time.
         public var refreshAfter = 600
