@@ -91,7 +91,12 @@ struct RemoteCommand: ParsableCommand {
         func run() throws {
             let url = urls.joined(separator: " ")
             var settings = home.open().settings
-            guard settings.values("remote").contains(url) else { fail("\(url) is not a remote; see `cdsfs remote list`") }
+            guard settings.values("remote").contains(url) else {
+                if let line = settings.values("remote").first(where: { $0.split(separator: " ").map(String.init).contains(url) }) {
+                    fail("\(url) is one URL of the remote `\(line)`: give all of them, `cdsfs remote remove \(line)`")
+                }
+                fail("\(url) is not a remote; see `cdsfs remote list`")
+            }
             settings.remove("remote", url)
             orFail { try settings.save() }
         }
