@@ -74,6 +74,35 @@ struct Recipient: Sendable, Equatable {
     }
 }
 
+/// Who a container received from another user belongs to, as the recipient's tree records it (`O`):
+/// `{ a → <owner's actor id>, c → <contact name>, w → y }`. Without `w` it is read-only here.
+struct ContainerOwner: Sendable, Equatable {
+    var actor: Hash
+    var contact: String
+    var mayWrite: Bool
+
+    var record: Record {
+        var r = Record(text: EntryLabel.owner)
+        r.add("a", bytes: actor.bytes)
+        r.add("c", text: contact)
+        if mayWrite { r.add("w", bool: true) }
+        return r
+    }
+
+    init(actor: Hash, contact: String, mayWrite: Bool) {
+        self.actor = actor
+        self.contact = contact
+        self.mayWrite = mayWrite
+    }
+
+    init?(record: Record?) {
+        guard let record, let actor = record.value("a").flatMap({ Hash(bytes: $0.bytes) }) else { return nil }
+        self.actor = actor
+        contact = record.text("c") ?? ""
+        mayWrite = record.value("w").map { !$0.bytes.isEmpty } ?? false
+    }
+}
+
 /// What the volume holds of a container directory: its head as last written, the keys of its own
 /// objects, and its newest version (the parent of the next one).
 struct ContainerState {
@@ -87,6 +116,8 @@ struct ContainerState {
     /// commit that links it, even after a failed attempt.
     var versionRecord: Record?
     var recipients: [Hash: Recipient] = [:]
+    /// Set for a container received from another user.
+    var owner: ContainerOwner? = nil
 
     /// A new container: fresh id and secret, no version yet.
     static func new() -> ContainerState {

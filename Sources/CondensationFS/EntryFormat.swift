@@ -17,11 +17,12 @@ import Glibc
 ///       h → hard link id (content and metadata live in the version's link table)
 ///       C → <key> #container-head (instead of d: the directory is a container, see `ContainerHead`)
 ///       R → { <actor id> → { w, t, s } }   the container's recipients (see `Recipient`)
+///       O → { a, c, w }                     a container received from a contact (see `ContainerOwner`)
 enum EntryLabel {
     static let mode = "m", uid = "u", gid = "g", atime = "a", mtime = "t", ctime = "c", rdev = "r"
     static let xattrs = "x", size = "s", inline = "i", chunks = "k", chunkList = "K", directory = "d"
     static let symlink = "l", hardLink = "h", subdirectories = "n"
-    static let container = "C", recipients = "R"
+    static let container = "C", recipients = "R", owner = "O"
     /// A chunk sealed in AES-256-GCM blocks (see `ContentContext`), not AES-256-CTR as a whole.
     static let sealedBlocks = "g"
 }
@@ -145,6 +146,7 @@ struct StoredEntry: Sendable {
     /// resolves it, `directory` is the container's newest root directory.
     var container: HashAndKey? = nil
     var recipients: Record? = nil
+    var owner: Record? = nil
 
     /// Writes the entry's fields as children of `node` (whose bytes are the name).
     func write(to node: inout Record) {
@@ -164,6 +166,7 @@ struct StoredEntry: Sendable {
         if let container {
             node.add(EntryLabel.container, link: container)
             if let recipients { node.add(recipients) }
+            if let owner { node.add(owner) }
         } else if let directory {
             node.add(EntryLabel.directory, link: directory)
         }
@@ -203,6 +206,7 @@ struct StoredEntry: Sendable {
             guard metadata.isDirectory, let link = node.link(EntryLabel.container) else { return nil }
             container = link
             recipients = node.child(EntryLabel.recipients)
+            owner = node.child(EntryLabel.owner)
         }
         subdirectories = node.unsigned(EntryLabel.subdirectories) ?? 0
         if let target = node.value(EntryLabel.symlink) { symlink = target.text }

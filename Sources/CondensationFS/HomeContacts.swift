@@ -79,3 +79,24 @@ extension Home {
         _ = try publish(root: root, objects: [], replacing: head.envelopes)
     }
 }
+
+extension Home {
+    /// What `cdsfs shares` prints: one line per container shared with a contact and per container
+    /// received from one, read from the newest committed version (the same on every device).
+    public func shareLines() throws -> [String] {
+        let (head, _) = try readHead()
+        let names = Dictionary(head.root.contacts.values.filter { $0.status == .active }.map { ($0.actor, $0.name) },
+                               uniquingKeysWith: { a, _ in a })
+        var lines: [String] = []
+        for c in ContainerListing.all(in: head.version, reader: ObjectReader(store: store)) {
+            if let owner = c.owner {
+                lines.append("\(c.path)  from \(owner.contact) (\(owner.mayWrite ? "read and write" : "read-only"))")
+            }
+            for r in c.recipients.values.sorted(by: { $0.actor < $1.actor }) where r.active {
+                let who = names[r.actor] ?? r.actor.hex
+                lines.append("\(c.path)  shared with \(who) (\(r.mayWrite ? "read and write" : "read-only"))")
+            }
+        }
+        return lines
+    }
+}

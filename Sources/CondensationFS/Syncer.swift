@@ -22,6 +22,8 @@ public final class Syncer: @unchecked Sendable {
         public var messagesSent = 0
         public var merged: [String] = []
         public var discarded = 0
+        /// Share messages sent to contacts (containers shared with them).
+        public var sharesSent = 0
     }
 
     public init(home: Home, remote: any Store, volume: Volume?) {
@@ -83,6 +85,7 @@ public final class Syncer: @unchecked Sendable {
             report.messagesSent += 1
         }
         try remote.modify(m)
+        sendShares(head, &state, &report)
         state.set("pushed", entries.map(\.hex).sorted().joined(separator: ","))
         state.set("pushed-version", head.version.link.hash.hex)
         state.set("last-push", String(nowMilliseconds()))
@@ -159,6 +162,7 @@ public final class Syncer: @unchecked Sendable {
         do { message = try Envelope.openMessage(envelope, keyPair: home.keyPair) } catch {
             throw Discard(reason: "cannot be opened (\(error))")
         }
+        if let share = message.content.child("share") { return try receiveShare(envelope, message, share) }
         let current = try? home.readHead().0
         let members = current?.root.members ?? [:]
         if let current {

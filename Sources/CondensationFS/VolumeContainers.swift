@@ -30,7 +30,8 @@ extension Volume {
         entry.directory = version.rootEntry.directory
         entry.subdirectories = version.rootEntry.subdirectories
         return ContainerState(id: head.id, secrets: Secrets(groupSecret: head.secret), head: link, version: version,
-                              versionRecord: record, recipients: Recipient.read(entry.recipients))
+                              versionRecord: record, recipients: Recipient.read(entry.recipients),
+                              owner: ContainerOwner(record: entry.owner))
     }
 
     /// A node for a container entry.
@@ -72,6 +73,25 @@ extension Volume {
         n.container = state
         entry.container = state.head
         entry.recipients = Recipient.record(state.recipients)
+        entry.owner = state.owner?.record
+    }
+
+    /// EROFS if `n` is inside (or is) a container received from another user. Until changes travel
+    /// back to the owner (`--write`, docs/design.md), every received container is read-only: a change
+    /// made here would stay here and split from the owner's history. The container's own entry (its
+    /// name under Shared/) is the recipient's to move or remove.
+    func checkWritable(_ n: Node) throws(FSError) {
+        try checkWritable()
+        var current: Node? = n
+        while let c = current {
+            if c.container?.owner != nil { throw .readOnly }
+            current = c.parent
+        }
+    }
+
+    /// `checkWritable(_:)` for the node of an inode.
+    func checkWritable(_ ino: Inode) throws(FSError) {
+        try checkWritable(try node(ino))
     }
 
     /// An entry's fields as a record, for comparing two entries.

@@ -26,7 +26,7 @@ extension Volume {
             let n = try node(ino)
             if n.isDirectory { throw .isDirectory }
             let writing = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
-            if writing { try checkWritable() }
+            if writing { try checkWritable(n) }
             if flags & O_TRUNC != 0 && n.isRegular {
                 let f = fileData(n)
                 if f.size != 0 {
@@ -82,7 +82,7 @@ extension Volume {
 
     public func write(_ ino: Inode, handle: UInt64, offset: UInt64, _ data: UnsafeRawBufferPointer) throws(FSError) -> Int {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(ino)
             let n = try node(ino)
             guard n.isRegular else { throw .invalid }
             guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .tooBig }
@@ -199,7 +199,7 @@ extension Volume {
 
     public func fallocate(_ ino: Inode, handle: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws(FSError) {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(ino)
             let n = try node(ino)
             guard n.isRegular else { throw .invalid }
             // Only plain allocation (mode 0, or KEEP_SIZE = 1): space is not reserved in a
@@ -217,7 +217,7 @@ extension Volume {
 
     public func setattr(_ ino: Inode, _ c: AttributeChanges, handle: UInt64?) throws(FSError) -> Attributes {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(ino)
             let n = try node(ino)
             let now = Timestamp.now()
             if let mode = c.mode { n.meta.mode = (n.meta.mode & UInt32(S_IFMT)) | (mode & 0o7777) }
@@ -253,7 +253,7 @@ extension Volume {
 
     public func setxattr(_ ino: Inode, _ name: String, _ value: [UInt8], flags: Int32) throws(FSError) {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(ino)
             guard !name.isEmpty, name.utf8.count <= 255 else { throw .range }
             // POSIX ACLs are not kept: refusing them makes cp -a, tar and rsync fall back to the mode
             // bits, where storing them would look like success and leave the mode as it was.
@@ -285,7 +285,7 @@ extension Volume {
 
     public func removexattr(_ ino: Inode, _ name: String) throws(FSError) {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(ino)
             let n = try node(ino)
             if try removeControlAttribute(n, name) { return }
             guard n.meta.xattrs.removeValue(forKey: name) != nil else { throw .noAttribute }

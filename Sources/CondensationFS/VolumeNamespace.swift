@@ -76,7 +76,7 @@ extension Volume {
 
     /// Makes a new node in `parent` (which must not have `name`), counted as a kernel reference.
     func insertNew(_ parent: Inode, _ name: String, meta: Metadata) throws(FSError) -> Node {
-        try checkWritable()
+        try checkWritable(parent)
         try checkName(name)
         let dir = try directory(parent)
         guard dir.children![name] == nil else { throw .exists }
@@ -137,7 +137,8 @@ extension Volume {
 
     public func link(_ ino: Inode, _ newParent: Inode, _ newName: String) throws(FSError) -> Attributes {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(ino)
+            try checkWritable(newParent)
             try checkName(newName)
             let n = try node(ino)
             guard !n.isDirectory else { throw .notPermitted }
@@ -164,7 +165,7 @@ extension Volume {
 
     public func unlink(_ parent: Inode, _ name: String) throws(FSError) {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(parent)
             let dir = try directory(parent)
             guard let n = dir.children![name] else { throw .notFound }
             guard !n.isDirectory else { throw .isDirectory }
@@ -191,7 +192,7 @@ extension Volume {
 
     public func rmdir(_ parent: Inode, _ name: String) throws(FSError) {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(parent)
             let dir = try directory(parent)
             guard let n = dir.children![name] else { throw .notFound }
             guard n.isDirectory else { throw .notDirectory }
@@ -206,7 +207,8 @@ extension Volume {
 
     public func rename(_ parent: Inode, _ name: String, _ newParent: Inode, _ newName: String, flags: UInt32) throws(FSError) {
         try lock.withLock { () throws(FSError) in
-            try checkWritable()
+            try checkWritable(parent)
+            try checkWritable(newParent)
             try checkName(newName)
             let noReplace = flags & 1 != 0, exchange = flags & 2 != 0
             guard !(noReplace && exchange), flags & ~3 == 0 else { throw .invalid }

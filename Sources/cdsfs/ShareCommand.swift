@@ -14,8 +14,9 @@ struct ShareCommand: ParsableCommand {
         container, a folder with its own key and history, and the contact is recorded as its recipient, \
         read-only unless --write. `getfattr -n user.cdsfs.recipients PATH` lists the recipients.
 
-        This stage records the recipient only: sending the container to the contact's store and \
-        showing it under their Shared/ folder come next (docs/design.md, "Sharing").
+        The mount's syncer then sends the folder to the contact's store with a message; their mount \
+        shows it as Shared/<folder> (<your name>), and later versions follow as you commit them. \
+        --write is recorded, but until changes travel back to you the contact's copy is read-only.
         """)
     @OptionGroup var home: HomeOption
     @Argument(help: "The folder to share (inside a mounted cdsfs folder).") var path: String
@@ -42,7 +43,7 @@ struct ShareCommand: ParsableCommand {
             default: fail("sharing \(path): \(String(cString: strerror(errno)))")
             }
         }
-        print("\(path) is shared with \(c.name) (\(write ? "read and write" : "read-only")); it reaches them once sending shares is built")
+        print("\(path) is shared with \(c.name) (\(write ? "read and write" : "read-only")); it reaches them with the mount's next sync")
     }
 }
 
@@ -60,5 +61,20 @@ func requireMounted(_ path: String, home: String) throws {
     }
     guard mount.source == home else {
         fail("\(path) is in the mount of the home \(mount.source), not \(home): give --home \(mount.source)")
+    }
+}
+
+struct SharesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shares",
+        abstract: "List the folders shared with contacts, and those contacts share with you.",
+        discussion: "Read from the newest committed version, so every device of yours lists the same.")
+    @OptionGroup var home: HomeOption
+
+    func run() throws {
+        let h = home.open()
+        let lines = orFail { try h.shareLines() }
+        if lines.isEmpty { print("nothing is shared") }
+        for l in lines { print(l) }
     }
 }

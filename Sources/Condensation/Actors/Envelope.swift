@@ -54,9 +54,11 @@ public enum Envelope {
     // MARK: Messages
 
     /// A message: the whole content object (`store`, `sender`, then the fields) encrypted with a fresh
-    /// key and embedded; the signature covers the hash of the encrypted bytes.
+    /// key and embedded; the signature covers the hash of the encrypted bytes. `references` are named
+    /// by hash in the envelope (`tree → #…`) so that the recipient's store keeps the trees the message
+    /// is about while it waits in the in-queue (garbage collection follows hash lists).
     public static func message(fields: [Record], senderStoreURL: String, recipients: [PublicKey], signer: KeyPair,
-                               expires: Int64?) -> Object {
+                               expires: Int64?, references: [Hash] = []) -> Object {
         var content = Record()
         content.add("store", text: senderStoreURL)
         content.add("sender", hash: signer.actor)
@@ -68,6 +70,7 @@ public enum Envelope {
         record.add(encryptedFor(key: key, recipients: recipients, writer: signer.publicKey))
         record.add("updated by", bytes: Array(signer.publicKey.prefix24))
         if let expires { record.add("expires", integer: expires) }
+        if !references.isEmpty { record.add(Record(text: "tree", children: references.map { Record([], hash: $0) })) }
         record.add("signature", bytes: signer.sign(Hash.of(encrypted)))
         return record.object()
     }
