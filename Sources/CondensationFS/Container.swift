@@ -118,6 +118,9 @@ struct ContainerState {
     var recipients: [Hash: Recipient] = [:]
     /// Set for a container received from another user.
     var owner: ContainerOwner? = nil
+    /// The secret was replaced (a recipient was removed): the next commit writes a new version
+    /// under the new secret even if nothing inside changed.
+    var rekeyed = false
 
     /// A new container: fresh id and secret, no version yet.
     static func new() -> ContainerState {

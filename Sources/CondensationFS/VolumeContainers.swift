@@ -10,6 +10,9 @@ extension Volume {
     /// Set to `<actor id hex>` or `<actor id hex> w` (may write): makes the folder a container if it
     /// is not one and records that actor as a recipient (`cdsfs share`).
     public static let shareAttribute = "user.cdsfs.share"
+    /// Set to `<actor id hex>`: that recipient is removed and the container gets a new secret, so that
+    /// its next versions cannot be opened with anything the removed recipient holds (`cdsfs unshare`).
+    public static let unshareAttribute = "user.cdsfs.unshare"
     /// Reads as the container's active recipients, one `<actor id hex> r|w` line each.
     public static let recipientsAttribute = "user.cdsfs.recipients"
     /// Names under this prefix are the mount's controls: never stored, never listed.
@@ -54,7 +57,7 @@ extension Volume {
         var root = StoredEntry(metadata: n.meta)
         root.directory = entry.directory
         root.subdirectories = entry.subdirectories
-        if state.version.map({ Self.fields($0.rootEntry) != Self.fields(root) }) ?? true {
+        if state.rekeyed || state.version.map({ Self.fields($0.rootEntry) != Self.fields(root) }) ?? true {
             let record = Version.record(
                 revision: max(nowMilliseconds(), (state.version?.revision ?? 0) + 1), device: home.keyPair.actor,
                 parents: state.version.map { [$0.link] } ?? [], root: root, links: nil, summary: ChangeSummary())
@@ -62,6 +65,7 @@ extension Volume {
             // Parsing what was just built cannot fail: it has a root directory entry.
             state.version = try? Version(link: link, record: record)
             state.versionRecord = record
+            state.rekeyed = false
         }
         if let record = state.versionRecord, let head = state.headRecord {
             let (versionObject, versionLink) = state.secrets.seal(record.object())
@@ -165,10 +169,29 @@ extension Volume {
                 throw .invalid
             }
             try addRecipient(n, actor, mayWrite: words.count == 2)
+        case Self.unshareAttribute:
+            guard let actor = Hash(hex: String(decoding: value, as: UTF8.self)) else { throw .invalid }
+            try removeRecipient(n, actor)
         default:
             throw .notSupported
         }
         return true
+    }
+
+    /// Removes a recipient and gives the container a new secret: the next version, its head and
+    /// everything sealed with the container's secret from then on are out of the old recipient's
+    /// reach, and the syncer sends them nothing more. What they already received stays theirs.
+    func removeRecipient(_ n: Node, _ actor: Hash) throws(FSError) {
+        try checkWritable(n)
+        guard var state = n.container, let r = state.recipients[actor], r.active else { throw .noAttribute }
+        state.recipients[actor] = Recipient(actor: actor, mayWrite: false, revision: max(nowMilliseconds(), r.revision + 1),
+                                            active: false)
+        state.secrets = Secrets.random()
+        state.rekeyed = true
+        n.container = state
+        n.meta.ctime = .now()
+        changed(n)
+        Log.info("\(path(of: n)) is no longer shared with \(actor.shortHex); the container has a new key")
     }
 
     /// Records a recipient of a container (making the folder one first if needed). Sending the

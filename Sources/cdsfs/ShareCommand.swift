@@ -78,3 +78,35 @@ struct SharesCommand: ParsableCommand {
         for l in lines { print(l) }
     }
 }
+
+struct UnshareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unshare",
+        abstract: "Stop sharing a folder with a contact.",
+        discussion: """
+        The folder gets a new key for its next versions, and they are not sent to the contact; their \
+        mount stops receiving updates. What they already received stays readable to them (as with any \
+        copy someone was given): unsharing takes back the future, not the past.
+        """)
+    @OptionGroup var home: HomeOption
+    @Argument(help: "The shared folder (inside a mounted cdsfs folder).") var path: String
+    @Argument(help: "The contact's name, as `cdsfs contact list` shows it.") var contact: String
+
+    func run() throws {
+        let h = home.open()
+        let found = orFail { try h.contact(named: contact) }
+        guard let c = found else { fail("\(contact) is not a contact; see `cdsfs contact list`") }
+        var st = stat()
+        guard stat(path, &st) == 0 else { fail("\(path) does not exist") }
+        try requireMounted(path, home: h.path)
+        let value = Array(c.actor.hex.utf8)
+        if clinux_setxattr(path, Volume.unshareAttribute, value, UInt(value.count)) != 0 {
+            switch errno {
+            case ENODATA: fail("\(path) is not shared with \(c.name); see `cdsfs shares`")
+            case EROFS: fail("\(path) is on a read-only mount")
+            default: fail("unsharing \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        print("\(path) is no longer shared with \(c.name); its next versions have a new key")
+    }
+}

@@ -119,6 +119,58 @@ final class ShareFlowTests: XCTestCase {
         try again.close()
     }
 
+    /// After an unshare, Alice's new versions never reach Bob and cannot be opened with what he holds.
+    func testAfterUnshareNewVersionsNeverReachBob() throws {
+        let w = try world()
+        let p = try w.va1.mkdir(1, "Projects", mode: 0o755, uid: 0, gid: 0).ino
+        try w.va1.writeFile(p, "plan.txt", Array("shared once".utf8))
+        try w.va1.setxattr(p, Volume.shareAttribute, Array(w.bob.keyPair.actor.hex.utf8), flags: 0)
+        try w.va1.commit()
+        XCTAssertEqual(try w.s1.push().sharesSent, 1)
+        _ = try w.sb.pull()
+        let oldHeadLink = try XCTUnwrap(w.va1.containerHead(p))
+        let oldHead = try XCTUnwrap(ContainerHead(record: ObjectReader(store: w.bob.store).record(oldHeadLink)))
+
+        try w.va1.setxattr(p, Volume.unshareAttribute, Array(w.bob.keyPair.actor.hex.utf8), flags: 0)
+        XCTAssertEqual(try w.va1.getxattr(p, Volume.recipientsAttribute), [])
+        XCTAssertThrowsError(try w.va1.setxattr(p, Volume.unshareAttribute, Array(w.bob.keyPair.actor.hex.utf8), flags: 0)) {
+            XCTAssertEqual($0 as? FSError, .noAttribute)
+        }
+        try w.va1.writeFile(p, "plan.txt", Array("after the unshare".utf8))
+        try w.va1.commit()
+        let report = try w.s1.push()
+        XCTAssertEqual(report.sharesSent, 0)
+        XCTAssertEqual(try w.sb.pull().0.merged, [], "nothing new for Bob")
+        let shared = try w.vb.lookup(1, "Shared").ino
+        let bp = try w.vb.lookup(shared, "Projects (alice)").ino
+        XCTAssertEqual(try w.vb.readFile(try w.vb.lookup(bp, "plan.txt").ino), Array("shared once".utf8),
+                       "what Bob had stays readable")
+
+        // The new head is sealed with a new secret: the keys Bob holds do not open it, nor does a key
+        // derived from the old secret for any plaintext he could form.
+        let newHeadLink = try XCTUnwrap(w.va1.containerHead(p))
+        XCTAssertNil(try w.bob.store.get(newHeadLink.hash), "the new head was not sent to Bob")
+        var sealed = try XCTUnwrap(try w.a1.store.get(newHeadLink.hash))
+        sealed.crypt(with: oldHeadLink.key)
+        XCTAssertNil((try? Record(object: sealed)).flatMap(ContainerHead.init(record:)))
+        let newHead = try XCTUnwrap(ContainerHead(record: ObjectReader(store: w.a1.store).record(newHeadLink)))
+        XCTAssertEqual(newHead.id, oldHead.id)
+        XCTAssertNotEqual(newHead.secret, oldHead.secret)
+        let reSealedWithOld = Secrets(groupSecret: oldHead.secret).seal(newHead.record.object()).1
+        XCTAssertNotEqual(reSealedWithOld, newHeadLink)
+        let newVersion = try Version.load(newHead.version, reader: ObjectReader(store: w.a1.store))
+        XCTAssertEqual(newVersion.parents, [oldHead.version], "the history goes on from what Bob had")
+
+        // The second device of Alice learns of it with the ordinary sync and sends nothing to Bob either.
+        _ = try w.s2.pull()
+        let p2 = try w.va2.lookup(1, "Projects").ino
+        try w.va2.writeFile(p2, "more.txt", [1])
+        try w.va2.commit()
+        XCTAssertEqual(try w.s2.push().sharesSent, 0)
+        XCTAssertEqual(try w.sb.pull().0.merged, [])
+        try w.close()
+    }
+
     func testSharesFromStrangersAndBrokenSharesAreDiscarded() throws {
         let w = try world()
         // A stranger, whom Bob does not know, shares a folder with him.

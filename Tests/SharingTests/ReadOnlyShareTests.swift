@@ -87,5 +87,22 @@ final class ReadOnlyShareTests: SyncTestCase {
             }
         }
         XCTAssertNil(Files.readText(bob.mnt + "/\(secretName)/notes.txt"))
+
+        // Unshared: Alice's next changes never reach Bob; what he had stays.
+        let r = cdsfs(["unshare", "--home", a1.home, a1.mnt + "/Projects", "carol"])
+        XCTAssert(!r.succeeded && r.stderr.contains("carol is not a contact"), "\(r)")
+        let unshared = try must(["unshare", "--home", a1.home, a1.mnt + "/Projects", "bob"])
+        XCTAssert(unshared.contains("no longer shared with bob"), unshared)
+        let again = cdsfs(["unshare", "--home", a1.home, a1.mnt + "/Projects", "bob"])
+        XCTAssert(!again.succeeded && again.stderr.contains("is not shared with bob"), "\(again)")
+        try sh("echo 'plan, v3' > '\(a1.mnt)/Projects/plan.txt'")
+        let a1Committed = try waitUntil(20, interval: 0.25) {
+            self.cdsfs(["shares", "--home", a1.home]).stdout == "nothing is shared\n"
+        }
+        XCTAssertNotNil(a1Committed, "the unshare was never committed")
+        sleep(4)  // several commit intervals and pushes
+        XCTAssertEqual(Files.readText(bobProjects + "/plan.txt"), "plan, v2\n")
+        // Alice's own devices still get it.
+        XCTAssertNotNil(waitUntil(20, interval: 0.25) { Files.readText(a2.mnt + "/Projects/plan.txt") == "plan, v3\n" })
     }
 }
