@@ -110,6 +110,19 @@ final class S3BadInputTests: S3TestCase {
             let r = cdsfs(["fsck", "--home", d.home], timeout: 600)
             XCTAssert(r.succeeded, "fsck of \(d): \(r)")
         }
+
+        // fsck of the bucket itself: the stranger's entry names a missing object (one line); then
+        // another tool overwrites one of the store's objects, and that is one line more.
+        let missing = String(repeating: "d", count: 64)
+        var r = cdsfs(["fsck", "--store", s3URL], timeout: 300)
+        XCTAssertEqual(r.status, 2, "\(r)")
+        XCTAssertEqual(r.stdoutLines.filter { $0.hasPrefix("missing object ") }, ["missing object \(missing) (named by a box entry or another object)"])
+        let victim = try XCTUnwrap(try store.allObjects().first { (try? store.get($0)) != nil && $0.hex != stranger })
+        XCTAssertEqual(try store.request("PUT", key: store.objectKey(victim), body: Array("overwritten\n".utf8)).status, 200)
+        r = cdsfs(["fsck", "--store", s3URL], timeout: 300)
+        XCTAssertEqual(r.status, 2, "\(r)")
+        XCTAssertTrue(r.stdout.contains("bad object \(victim.hex): its bytes do not match its hash"), "\(r)")
+        metric("fsck --store", r.stdoutLines.last ?? "")
     }
 
     /// `connect=` sends the requests to a relay (as to a local TLS tunnel in front of AWS) while they
