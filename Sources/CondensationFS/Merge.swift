@@ -15,7 +15,7 @@ import Glibc
 public struct Merger {
     let reader: ObjectReader
     let secrets: Secrets
-    private(set) var objects: [(Hash, Object)] = []
+    internal(set) var objects: [(Hash, Object)] = []
     /// Names of conflict copies made, for the log.
     private(set) var conflicts: [String] = []
 
@@ -121,8 +121,14 @@ public struct Merger {
                 continue
             }
             let we = StoredEntry(record: w), le = StoredEntry(record: l)
-            // Two states of a container are kept side by side until containers merge over their own
-            // chains (docs/design.md, "Sharing").
+            // Two states of one container merge over the container's own chain (ContainerMerge).
+            if let we, let le, we.container != nil, le.container != nil,
+               let merged = try mergeContainers(winner: we, loser: le, loserLabel: loserLabel) {
+                var r = Record(text: name.string)
+                merged.write(to: &r)
+                result[name] = r
+                continue
+            }
             if let we, let le, we.metadata.isDirectory, le.metadata.isDirectory, we.hardLink == nil,
                we.container == nil, le.container == nil {
                 let be = b.flatMap(StoredEntry.init(record:)).flatMap { $0.metadata.isDirectory ? $0 : nil }

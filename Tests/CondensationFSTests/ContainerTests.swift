@@ -207,4 +207,63 @@ final class ContainerTests: XCTestCase {
         try va.close()
         try vb.close()
     }
+
+    /// Both devices change the container at once: the two states merge over the container's chain
+    /// (no conflict copy of the whole folder), both devices reach the same head, and a removal of a
+    /// recipient on one side with its new secret survives the merge.
+    func testAContainerChangedOnTwoDevicesMerges() throws {
+        var template = Array("/tmp/cdsfs-container-XXXXXX".utf8CString)
+        let dir = String(cString: mkdtemp(&template)!)
+        addTeardownBlock { _ = system("rm -rf '\(dir)'") }
+        let remote = try FolderStore.create(dir + "/remote")
+        let a = try Home.create(path: dir + "/a")
+        let b = try Home.create(path: dir + "/b", joining: true)
+        _ = try Syncer(home: b, remote: remote, volume: nil).push()
+        try a.addMember(b.keyPair.actor, remote: remote)
+        _ = try Syncer(home: a, remote: remote, volume: nil).push()
+        _ = try Syncer(home: b, remote: remote, volume: nil).pull()
+        let va = try a.openVolume(options: VolumeOptions())
+        let vb = try b.openVolume(options: VolumeOptions())
+        let sa = Syncer(home: a, remote: remote, volume: va), sb = Syncer(home: b, remote: remote, volume: vb)
+        let p = try projects(va)
+        let someone = Hash.of(Array("someone".utf8))
+        try va.setxattr(p, Volume.shareAttribute, Array(someone.hex.utf8), flags: 0)
+        try va.commit()
+        _ = try sa.push()
+        _ = try sb.pull()
+        let pb = try vb.lookup(1, "Projects").ino
+        let before = try head(a, try XCTUnwrap(try storedEntry(a, "Projects").container))
+
+        // At once: A changes plan.txt and removes the recipient; B adds a file and changes src.
+        try va.writeFile(p, "plan.txt", Array("A's plan".utf8))
+        try va.setxattr(p, Volume.unshareAttribute, Array(someone.hex.utf8), flags: 0)
+        try va.commit()
+        try vb.writeFile(pb, "from-b.txt", Array("B".utf8))
+        try vb.writeFile(try vb.lookup(pb, "src").ino, "b.txt", Array("B too".utf8))
+        try vb.commit()
+        for _ in 0..<2 {
+            _ = try sa.push()
+            _ = try sb.push()
+            _ = try sa.pull()
+            _ = try sb.pull()
+        }
+        XCTAssertEqual(va.currentVersion.rootEntry.directory, vb.currentVersion.rootEntry.directory, "the same tree")
+        XCTAssertEqual(try va.names(1).filter { $0.contains("conflict") }, [], "no conflict copy of the folder")
+        let c = try contents(va, p)
+        XCTAssertEqual(c["plan.txt"], Array("A's plan".utf8))
+        XCTAssertEqual(c["from-b.txt"], Array("B".utf8))
+        XCTAssertEqual(c["src/b.txt"], Array("B too".utf8))
+        XCTAssertEqual(try contents(vb, try vb.lookup(1, "Projects").ino), c)
+
+        let entry = try storedEntry(a, "Projects")
+        let merged = try head(a, try XCTUnwrap(entry.container))
+        XCTAssertEqual(merged.id, before.id)
+        XCTAssertNotEqual(merged.secret, before.secret, "the unshare's new key is not undone by the merge")
+        let mergedVersion = try Version.load(merged.version, reader: ObjectReader(store: a.store))
+        XCTAssertEqual(mergedVersion.parents.count, 2)
+        XCTAssertEqual(Recipient.read(entry.recipients)[someone]?.active, false, "the removal stays")
+        XCTAssertEqual(try va.getxattr(try va.lookup(1, "Projects").ino, Volume.recipientsAttribute), [])
+        try va.close()
+        try vb.close()
+    }
 }
