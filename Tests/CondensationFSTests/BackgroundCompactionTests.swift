@@ -6,21 +6,6 @@ import XCTest
 /// The write buffer is chunked on another thread while writes go on; what it chunked is taken only
 /// when nothing changed the bytes under it, and the chunks are the ones a synchronous chunking makes.
 final class BackgroundCompactionTests: XCTestCase {
-    private func chunks(_ v: Volume, _ name: String) throws -> [Hash] {
-        try v.commit()
-        let content = v.lock.withLock { () -> StoredContent? in
-            let n = v.root.children?[name]
-            return n?.file?.stored ?? n?.storedContent
-        }
-        switch content {
-        case .chunks(let c)?: return c.compactMap { $0.link?.hash }
-        case .chunkList(let link, _)?:
-            let r = try ObjectReader(store: v.home.store).record(link)
-            return (r.child(EntryLabel.chunks)?.children ?? []).compactMap { ChunkRef(record: $0)?.link?.hash }
-        default: return []
-        }
-    }
-
     private func waitForBackground(_ v: Volume) {
         v.lock.withLock { while v.backgroundCompaction != nil { v.lock.wait(v.backgroundCompactionDone) } }
     }
@@ -44,7 +29,7 @@ final class BackgroundCompactionTests: XCTestCase {
         XCTAssertGreaterThan(counts.adopted, 2, "a 24 MiB write through a 4 MiB buffer: \(counts)")
         XCTAssertEqual(try v.readFile(ino), data)
         v.release(ino, handle: ino)
-        let background = try chunks(v, "seq")
+        let background = try v.committedChunkHashes("seq")
 
         // The same bytes written at once with a buffer that never fills: chunked at the commit only.
         try v.close()
@@ -53,7 +38,7 @@ final class BackgroundCompactionTests: XCTestCase {
         let v2 = try home.openVolume(options: big)
         try v2.writeFile(1, "copy", data)
         XCTAssertEqual(v2.lock.withLock { v2.backgroundCompactions.adopted }, 0)
-        XCTAssertEqual(try chunks(v2, "copy"), background, "background chunking cut other chunks")
+        XCTAssertEqual(try v2.committedChunkHashes("copy"), background, "background chunking cut other chunks")
     }
 
     /// Overwrites below what the background is chunking, truncations and commits while it runs: its

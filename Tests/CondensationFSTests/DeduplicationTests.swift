@@ -4,21 +4,6 @@ import Glibc
 import XCTest
 
 final class DeduplicationTests: XCTestCase {
-    private func chunkHashes(_ v: Volume, _ name: String) throws -> [Hash] {
-        try v.commit()
-        let content = v.lock.withLock { () -> StoredContent? in
-            let n = v.root.children?[name]
-            return n?.file?.stored ?? n?.storedContent
-        }
-        switch content {
-        case .chunks(let c)?: return c.compactMap { $0.link?.hash }
-        case .chunkList(let link, _)?:
-            let r = try ObjectReader(store: v.home.store).record(link)
-            return (r.child(EntryLabel.chunks)?.children ?? []).compactMap { ChunkRef(record: $0)?.link?.hash }
-        default: return []
-        }
-    }
-
     /// The same bytes written in different block sizes, with memory pressure chunking them at
     /// different moments, give the same chunks: no chunk ends where a buffer happened to fill up.
     func testCopiesWrittenInOtherBlockSizesShareTheirChunks() throws {
@@ -49,12 +34,12 @@ final class DeduplicationTests: XCTestCase {
             _ = try data[(k * piece)..<((k + 1) * piece)].withUnsafeBytes { try v.write(log, handle: log, offset: UInt64(k * piece), $0) }
             try v.commit()
         }
-        let one = try chunkHashes(v, "one")
+        let one = try v.committedChunkHashes("one")
         XCTAssertGreaterThan(one.count, 12)
-        XCTAssertEqual(try chunkHashes(v, "two"), one)
-        XCTAssertEqual(try chunkHashes(v, "three"), one)
-        XCTAssertEqual(try chunkHashes(v, "backwards"), one)
-        XCTAssertEqual(try chunkHashes(v, "appended"), one)
+        XCTAssertEqual(try v.committedChunkHashes("two"), one)
+        XCTAssertEqual(try v.committedChunkHashes("three"), one)
+        XCTAssertEqual(try v.committedChunkHashes("backwards"), one)
+        XCTAssertEqual(try v.committedChunkHashes("appended"), one)
         XCTAssertEqual(try v.readFile(try v.lookup(1, "three").ino), data)
     }
 }

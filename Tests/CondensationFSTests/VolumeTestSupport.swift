@@ -34,6 +34,22 @@ extension Volume {
         return out
     }
 
+    /// Commits, then lists the chunks of the file `name` in the root directory.
+    func committedChunkHashes(_ name: String) throws -> [Hash] {
+        try commit()
+        let content = lock.withLock { () -> StoredContent? in
+            let n = root.children?[name]
+            return n?.file?.stored ?? n?.storedContent
+        }
+        switch content {
+        case .chunks(let c)?: return c.compactMap { $0.link?.hash }
+        case .chunkList(let link, _)?:
+            let r = try ObjectReader(store: home.store).record(link)
+            return (r.child(EntryLabel.chunks)?.children ?? []).compactMap { ChunkRef(record: $0)?.link?.hash }
+        default: return []
+        }
+    }
+
     func names(_ dir: Inode) throws -> [String] {
         let h = try opendir(dir)
         defer { releasedir(dir, handle: h) }
