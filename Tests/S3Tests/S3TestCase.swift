@@ -21,13 +21,22 @@ open class S3TestCase: SyncTestCase {
         return dir + "/scripts/ceph.sh"
     }()
 
-    /// nil once the cluster answers; else why not.
+    /// nil once the cluster answers; else why not. A cluster these tests started is stopped when the
+    /// test run ends (one that was running already is left as it was).
     private static let cephProblem: String? = {
         if runProcess("/bin/bash", [cephScript, "status"], timeout: 30).succeeded { return nil }
         print("S3 tests: Ceph is not running; starting it with \(cephScript) start (about 20 s)")
         let r = runProcess("/bin/bash", [cephScript, "start"], timeout: 600)
+        XCTestObservationCenter.shared.addTestObserver(StopCephAtTheEnd())
         return r.succeeded ? nil : "Ceph could not be started (`scripts/ceph.sh start`): \(r)"
     }()
+
+    private final class StopCephAtTheEnd: NSObject, XCTestObservation {
+        func testBundleDidFinish(_ testBundle: Bundle) {
+            print("S3 tests: stopping the Ceph cluster they started")
+            _ = runProcess("/bin/bash", [S3TestCase.cephScript, "stop"], timeout: 120)
+        }
+    }
 
     public var bucket = ""
     /// `s3://BUCKET?endpoint=…`: the store every test's server serves.
