@@ -186,6 +186,8 @@ extension Volume {
         committer?.stop()
         try lock.withLock { () throws(FSError) in
             guard !closed else { return }
+            // Let a background chunking finish: the daemon may exit right after, mid-write.
+            while backgroundCompaction != nil { lock.wait(backgroundCompactionDone) }
             defer { closed = true }
             if !isReadOnly { try commitLocked() }
         }
