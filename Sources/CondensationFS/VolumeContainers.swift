@@ -133,7 +133,25 @@ extension Volume {
         Log.info("\(path(of: n)) is an ordinary folder again")
     }
 
-    private func requireNoHardLinks(below top: Node) throws(FSError) {
+    /// Whether `n` is a container or inside one.
+    func isInContainer(_ n: Node?) -> Bool {
+        var current = n
+        while let c = current {
+            if c.container != nil { return true }
+            current = c.parent
+        }
+        return false
+    }
+
+    /// EXDEV if moving `n` into `dir` would bring hard-linked content into a container (the link
+    /// table is the volume's; a recipient could not read it).
+    func checkMove(_ n: Node, into dir: Node) throws(FSError) {
+        guard isInContainer(dir) else { return }
+        if n.hardLinkID != nil { throw FSError(EXDEV) }
+        if n.isDirectory { try requireNoHardLinks(below: n) }
+    }
+
+    func requireNoHardLinks(below top: Node) throws(FSError) {
         var queue = [top]
         while let dir = queue.popLast() {
             try load(dir)

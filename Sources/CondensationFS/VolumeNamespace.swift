@@ -145,6 +145,8 @@ extension Volume {
             let dir = try directory(newParent)
             guard dir.children![newName] == nil else { throw .exists }
             guard n.nlink < 65000 else { throw .tooManyLinks }
+            // Hard links live in the volume's link table, which containers do not take along.
+            if isInContainer(dir) || isInContainer(n.parent) { throw FSError(EXDEV) }
             if n.hardLinkID == nil {
                 // The first extra name: the content moves to the link table, and the existing
                 // entry becomes a reference to it.
@@ -218,6 +220,8 @@ extension Volume {
             let existing = to.children![newName]
             if noReplace && existing != nil { throw .exists }
             if existing === n { return }
+            try checkMove(n, into: to)
+            if exchange, let other = existing { try checkMove(other, into: from) }
             // A directory cannot move into itself or below itself.
             if n.isDirectory {
                 var p: Node? = to

@@ -153,6 +153,21 @@ final class ContainerTests: XCTestCase {
         try v.unlink(sub, "big.bin")
         try v.setxattr(p, control, Array("1".utf8), flags: 0)
         XCTAssertThrowsError(try v.setxattr(p, control, Array("1".utf8), flags: 0)) { XCTAssertEqual($0 as? FSError, .exists) }
+        // No hard link into, out of or within a container; no hard-linked file moves in.
+        let exdev = FSError(EXDEV)
+        let inside = try v.lookup(p, "plan.txt").ino
+        let outside = try v.lookup(1, "outside.txt").ino
+        XCTAssertThrowsError(try v.link(inside, p, "plan-again.txt")) { XCTAssertEqual($0 as? FSError, exdev) }
+        XCTAssertThrowsError(try v.link(inside, 1, "plan-out.txt")) { XCTAssertEqual($0 as? FSError, exdev) }
+        XCTAssertThrowsError(try v.link(outside, p, "outside-in.txt")) { XCTAssertEqual($0 as? FSError, exdev) }
+        _ = try v.link(outside, 1, "outside-2.txt")
+        XCTAssertThrowsError(try v.rename(1, "outside.txt", p, "moved.txt", flags: 0)) { XCTAssertEqual($0 as? FSError, exdev) }
+        let holder = try v.mkdir(1, "holder", mode: 0o755, uid: 0, gid: 0).ino
+        try v.rename(1, "outside-2.txt", holder, "linked.txt", flags: 0)
+        XCTAssertThrowsError(try v.rename(1, "holder", p, "holder", flags: 0)) { XCTAssertEqual($0 as? FSError, exdev) }
+        try v.writeFile(1, "plain.txt", [1])
+        try v.rename(1, "plain.txt", p, "plain.txt", flags: 0)  // an ordinary file moves in
+        XCTAssertEqual(try v.readFile(try v.lookup(p, "plain.txt").ino), [1])
         try v.close()
 
         // A read-only (past) version refuses.
