@@ -158,6 +158,12 @@ final class ContentContext: Sendable {
             Log.error("chunk \(link.hash.hex) is corrupt: a block of \(blocks) fails its check")
             throw .io
         }
+        if blocks.count == 1 {
+            // One block (a random read): the read buffer itself, no copy.
+            let piece = bytes[0..<plaintext]
+            if cacheThem { cache.put(PieceKey(link.hash, block: blocks.lowerBound), piece) }
+            return [piece]
+        }
         // Each block gets its own buffer: the cache then frees exactly what it evicts.
         var out: [ArraySlice<UInt8>] = []
         out.reserveCapacity(blocks.count)
