@@ -30,7 +30,13 @@ extension Merger {
         }
         let secret = hw.secret == hl.secret ? hw.secret : HMAC.sha256(key: min(hw.secret, hl.secret), max(hw.secret, hl.secret))
         let containerSecrets = Secrets(groupSecret: secret)
-        let root = try mergeDirectoryEntry(base: base?.rootEntry, winner: vw.rootEntry, loser: vl.rootEntry, loserLabel: loserLabel)
+        // The container's secret, not the group's, keys what the merge makes: the owner and a recipient
+        // with write merge the same two states into the very same objects.
+        var inner = Merger(reader: reader, secrets: containerSecrets)
+        let root = try inner.mergeDirectoryEntry(base: base?.rootEntry, winner: vw.rootEntry, loser: vl.rootEntry,
+                                                 loserLabel: loserLabel)
+        objects += inner.objects
+        conflicts += inner.conflicts
         let record = Version.record(revision: max(vw.revision, vl.revision) + 1, device: vw.device ?? hw.version.hash,
                                     parents: [vw.link, vl.link].sorted { $0.hash < $1.hash }, root: root, links: nil,
                                     summary: ChangeSummary())

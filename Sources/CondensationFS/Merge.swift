@@ -17,7 +17,7 @@ public struct Merger {
     let secrets: Secrets
     internal(set) var objects: [(Hash, Object)] = []
     /// Names of conflict copies made, for the log.
-    private(set) var conflicts: [String] = []
+    internal(set) var conflicts: [String] = []
 
     init(reader: ObjectReader, secrets: Secrets) {
         self.reader = reader

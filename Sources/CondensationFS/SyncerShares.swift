@@ -11,8 +11,15 @@ extension Syncer {
     /// push that has something new.
     func sendShares(_ head: Head, _ state: inout KeyValueFile, _ report: inout Report) {
         let contacts = head.root.contacts.values.filter { $0.status == .active }
-        for c in ContainerListing.all(in: head.version, reader: ObjectReader(store: home.store)) where c.owner == nil {
-            for r in c.recipients.values.sorted(by: { $0.actor < $1.actor }) where r.active {
+        for c in ContainerListing.all(in: head.version, reader: ObjectReader(store: home.store)) {
+            // A container received with write permission goes back to its owner; one's own to its recipients.
+            let targets: [Recipient]
+            if let owner = c.owner {
+                targets = owner.mayWrite ? [Recipient(actor: owner.actor, mayWrite: true, revision: 0, active: true)] : []
+            } else {
+                targets = c.recipients.values.sorted(by: { $0.actor < $1.actor })
+            }
+            for r in targets where r.active {
                 let sentKey = "share.\(c.head.idHex).\(r.actor.hex)"
                 if state.value(sentKey) == c.headLink.hash.hex { continue }
                 guard let contact = contacts.first(where: { $0.actor == r.actor }) else {
@@ -88,10 +95,23 @@ extension Syncer {
             throw Discard(reason: "the shared folder does not open")
         }
         let owner = ContainerOwner(actor: contact.actor, contact: contact.name, mayWrite: share.value("w") != nil)
-        if let volume { return try volume.receiveShare(head: headLink, id: head.id, name: name, owner: owner) }
-        let v = try home.openVolume(options: VolumeOptions())
-        defer { try? v.close() }
-        return (try v.receiveShare(head: headLink, id: head.id, name: name, owner: owner).outcome, [])
+        let result: (String, [Invalidation])
+        do {
+            if let volume {
+                result = try volume.receiveShare(head: headLink, id: head.id, name: name, owner: owner)
+            } else {
+                let v = try home.openVolume(options: VolumeOptions())
+                defer { try? v.close() }
+                result = (try v.receiveShare(head: headLink, id: head.id, name: name, owner: owner).outcome, [])
+            }
+        } catch let e as FSError where e == .notPermitted {
+            throw Discard(reason: "changes from \(contact.name) to a folder not shared with them for writing")
+        }
+        // What came from the contact need not go back to them.
+        var state = home.syncState
+        state.set("share.\(head.idHex).\(contact.actor.hex)", headLink.hash.hex)
+        try state.save()
+        return result
     }
 
     /// The active contact that `sender` is, or whose public card lists `sender` as an active member

@@ -80,15 +80,13 @@ extension Volume {
         entry.owner = state.owner?.record
     }
 
-    /// EROFS if `n` is inside (or is) a container received from another user. Until changes travel
-    /// back to the owner (`--write`, docs/design.md), every received container is read-only: a change
-    /// made here would stay here and split from the owner's history. The container's own entry (its
-    /// name under Shared/) is the recipient's to move or remove.
+    /// EROFS if `n` is inside (or is) a container received from another user without write
+    /// permission. The container's own entry (its name under Shared/) is the recipient's to move or remove.
     func checkWritable(_ n: Node) throws(FSError) {
         try checkWritable()
         var current: Node? = n
         while let c = current {
-            if c.container?.owner != nil { throw .readOnly }
+            if let owner = c.container?.owner, !owner.mayWrite { throw .readOnly }
             current = c.parent
         }
     }

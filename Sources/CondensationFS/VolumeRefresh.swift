@@ -78,7 +78,7 @@ extension Volume {
         linkTableDirty = false
     }
 
-    private func refresh(_ dir: Node, to link: HashAndKey?, _ out: inout [Invalidation]) throws(FSError) {
+    func refresh(_ dir: Node, to link: HashAndKey?, _ out: inout [Invalidation]) throws(FSError) {
         defer {
             dir.directoryLink = link
             dir.dirty = false

@@ -16,7 +16,8 @@ struct ShareCommand: ParsableCommand {
 
         The mount's syncer then sends the folder to the contact's store with a message; their mount \
         shows it as Shared/<folder> (<your name>), and later versions follow as you commit them. \
-        --write is recorded, but until changes travel back to you the contact's copy is read-only.
+        With --write their changes come back to you and merge with yours as your devices' do \
+        (a file changed on both sides keeps both versions).
         """)
     @OptionGroup var home: HomeOption
     @Argument(help: "The folder to share (inside a mounted cdsfs folder).") var path: String

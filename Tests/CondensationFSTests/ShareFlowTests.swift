@@ -91,8 +91,11 @@ final class ShareFlowTests: XCTestCase {
         try w.va1.writeFile(p, "plan.txt", Array("the plan, v2".utf8))
         try w.va1.commit()
         XCTAssertEqual(try w.s1.push().sharesSent, 1)
-        XCTAssertEqual(try w.sb.pull().0.merged, ["received Shared/Projects (alice)"])
+        let update = try w.sb.pull().0.merged
+        XCTAssertEqual(update.count, 1)
+        XCTAssert(update.first?.hasPrefix("Shared/Projects (alice): fast-forward to ") == true, "\(update)")
         let bp2 = try w.vb.lookup(shared, "Projects (alice)").ino
+        XCTAssertEqual(bp2, bp, "updated in place: the same inode")
         XCTAssertEqual(try w.vb.readFile(try w.vb.lookup(bp2, "plan.txt").ino), Array("the plan, v2".utf8))
 
         // Alice's second device has the share too, and its change reaches Bob from that device.
@@ -103,7 +106,9 @@ final class ShareFlowTests: XCTestCase {
         try w.va2.writeFile(p2, "from-a2.txt", Array("second device".utf8))
         try w.va2.commit()
         XCTAssertEqual(try w.s2.push().sharesSent, 1)
-        XCTAssertEqual(try w.sb.pull().0.merged, ["received Shared/Projects (alice)"], "accepted: the card of Alice lists her second device")
+        let fromA2 = try w.sb.pull().0.merged
+        XCTAssert(fromA2.first?.hasPrefix("Shared/Projects (alice): fast-forward to ") == true,
+                  "accepted: the card of Alice lists her second device; \(fromA2)")
         let bp3 = try w.vb.lookup(shared, "Projects (alice)").ino
         XCTAssertEqual(try w.vb.readFile(try w.vb.lookup(bp3, "from-a2.txt").ino), Array("second device".utf8))
 
@@ -168,6 +173,55 @@ final class ShareFlowTests: XCTestCase {
         try w.va2.commit()
         XCTAssertEqual(try w.s2.push().sharesSent, 0)
         XCTAssertEqual(try w.sb.pull().0.merged, [])
+        try w.close()
+    }
+
+    /// Shared with write: Bob's edit reaches both of Alice's devices, and edits made at once on both
+    /// sides keep both (a conflict copy for the one file both changed).
+    func testWithWriteBobsChangesReachBothOfAlicesDevicesAndConcurrentEditsKeepBoth() throws {
+        let w = try world()
+        let p = try w.va1.mkdir(1, "Projects", mode: 0o755, uid: 0, gid: 0).ino
+        try w.va1.writeFile(p, "plan.txt", Array("the plan".utf8))
+        try w.va1.setxattr(p, Volume.shareAttribute, Array((w.bob.keyPair.actor.hex + " w").utf8), flags: 0)
+        try w.va1.commit()
+        XCTAssertEqual(try w.s1.push().sharesSent, 1)
+        _ = try w.sb.pull()
+        let shared = try w.vb.lookup(1, "Shared").ino
+        let bp = try w.vb.lookup(shared, "Projects (alice)").ino
+
+        // Bob writes; it goes back to Alice's store and into her tree, then to her second device.
+        try w.vb.writeFile(bp, "from-bob.txt", Array("hello from bob".utf8))
+        try w.vb.commit()
+        XCTAssertEqual(try w.sb.push().sharesSent, 1, "Bob's change goes back to the owner")
+        let (back, _) = try w.s1.pull()
+        XCTAssertEqual(back.discarded, 0, "\(back)")
+        XCTAssertEqual(try w.va1.readFile(try w.va1.lookup(p, "from-bob.txt").ino), Array("hello from bob".utf8))
+        XCTAssertEqual(try w.s1.push().sharesSent, 0, "what came from Bob is not sent back to him")
+        _ = try w.s2.pull()
+        let p2 = try w.va2.lookup(1, "Projects").ino
+        XCTAssertEqual(try w.va2.readFile(try w.va2.lookup(p2, "from-bob.txt").ino), Array("hello from bob".utf8))
+
+        // At once: Alice changes plan.txt and adds a file, Bob changes plan.txt and adds another.
+        try w.va1.writeFile(p, "plan.txt", Array("Alice's plan".utf8))
+        try w.va1.writeFile(p, "alice.txt", Array("a".utf8))
+        try w.va1.commit()
+        try w.vb.writeFile(bp, "plan.txt", Array("Bob's plan".utf8))
+        try w.vb.writeFile(bp, "bob.txt", Array("b".utf8))
+        try w.vb.commit()
+        for _ in 0..<3 {
+            _ = try w.s1.push()
+            _ = try w.sb.push()
+            _ = try w.s1.pull()
+            _ = try w.sb.pull()
+        }
+        _ = try w.s2.pull()
+        let alice = Set(try w.va1.names(p)), bobs = Set(try w.vb.names(try w.vb.lookup(shared, "Projects (alice)").ino))
+        XCTAssertTrue(alice.isSuperset(of: ["plan.txt", "alice.txt", "bob.txt", "from-bob.txt"]), "\(alice)")
+        XCTAssertEqual(alice.filter { $0.hasPrefix("plan.txt (conflict ") }.count, 1, "\(alice)")
+        XCTAssertEqual(alice, bobs, "both sides show the same folder")
+        XCTAssertEqual(Set(try w.va2.names(try w.va2.lookup(1, "Projects").ino)), alice)
+        XCTAssertEqual(try w.va1.containerHead(p), try w.vb.containerHead(try w.vb.lookup(shared, "Projects (alice)").ino),
+                       "the same head on both sides: no more rounds")
         try w.close()
     }
 

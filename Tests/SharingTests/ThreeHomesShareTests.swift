@@ -4,9 +4,10 @@ import TestSupport
 import XCTest
 
 /// Three homes against one real `cdsfs serve`: Alice's two devices and Bob's one, all mounted. Alice
-/// shares `Projects/` with Bob read-only; Bob sees it and Alice's later changes, cannot write to it,
-/// and nothing else of Alice's reaches him or the server in the clear.
-final class ReadOnlyShareTests: SyncTestCase {
+/// shares `Projects/` with Bob read-only (Bob sees it and Alice's later changes, cannot write to it,
+/// and nothing else of Alice's reaches him or the server in the clear; after unshare nothing more
+/// reaches him), or with --write (Bob's edits reach both of Alice's devices, concurrent edits keep both).
+final class ThreeHomesShareTests: SyncTestCase {
     override class var directoryPrefix: String { "cdsfs-share" }
     override class var metricLabel: String { "SHARE-METRIC" }
 
@@ -16,6 +17,53 @@ final class ReadOnlyShareTests: SyncTestCase {
         guard shown.count == 2 else { throw StopTest("key show printed no contact line: \(shown)") }
         let r = bash("'\(Paths.cdsfs)' \(shown[1].dropFirst("cdsfs ".count)) --home '\(to.home)'")
         guard r.succeeded else { throw StopTest("\(r)") }
+    }
+
+    func testWithWriteBobsEditReachesBothOfAlicesDevicesAndConcurrentEditsKeepBoth() throws {
+        let (a1, a2, bob) = try threeHomes()
+        try sh("mkdir -p '\(a1.mnt)/Projects' && echo plan > '\(a1.mnt)/Projects/plan.txt'")
+        XCTAssert(try must(["share", "--home", a1.home, a1.mnt + "/Projects", "bob", "--write"]).contains("read and write"))
+        let bobProjects = bob.mnt + "/Shared/Projects (alice)"
+        guard try waitUntil(20, interval: 0.1, { Files.readText(bobProjects + "/plan.txt") == "plan\n" }) != nil else {
+            throw StopTest("Bob never saw the share")
+        }
+        try sh("echo 'from bob' > '\(bobProjects)/bob.txt'")
+        for d in [a1, a2] {
+            let t = try waitUntil(20, interval: 0.1) { Files.readText(d.mnt + "/Projects/bob.txt") == "from bob\n" }
+            XCTAssertNotNil(t, "Bob's edit never reached \(d)")
+            if let t { metric("Bob's edit seen by \(d) after (s)", String(format: "%.2f", t)) }
+        }
+        // At once on both sides: each adds a file and both change plan.txt.
+        try sh("echo 'alice v2' > '\(a1.mnt)/Projects/plan.txt' && echo a > '\(a1.mnt)/Projects/alice.txt'")
+        try sh("echo 'bob v2' > '\(bobProjects)/plan.txt' && echo b > '\(bobProjects)/bob2.txt'")
+        let settled = try waitUntil(40, interval: 0.25) {
+            try requireAlive(a1, a2, bob)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: a1.mnt + "/Projects")) ?? []
+            let mine = Set(names)
+            let his = Set((try? FileManager.default.contentsOfDirectory(atPath: bobProjects)) ?? [])
+            let second = Set((try? FileManager.default.contentsOfDirectory(atPath: a2.mnt + "/Projects")) ?? [])
+            return mine.isSuperset(of: ["alice.txt", "bob2.txt"]) && mine.contains { $0.hasPrefix("plan.txt (conflict ") }
+                && mine == his && mine == second
+        }
+        XCTAssertNotNil(settled, "alice1: \(tree(a1.mnt + "/Projects") ?? "-")\nbob: \(tree(bobProjects) ?? "-")\nalice2: \(tree(a2.mnt + "/Projects") ?? "-")")
+        XCTAssertEqual(tree(a1.mnt + "/Projects"), tree(bobProjects))
+    }
+
+    /// Alice's two devices and Bob's, contacts of each other, all mounted.
+    private func threeHomes() throws -> (Device, Device, Device) {
+        let a1 = try makeDevice("alice1", joining: false)
+        let a2 = try makeDevice("alice2", joining: true)
+        try must(["group", "add", "--home", a1.home, a2.id])
+        XCTAssert(try must(["sync", "--home", a2.home]).contains("joined"))
+        let bob = try makeDevice("bob", joining: false)
+        try must(["sync", "--home", bob.home])
+        try must(["sync", "--home", a1.home])
+        try addContact(bob, named: "bob", to: a1)
+        try addContact(a1, named: "alice", to: bob)
+        try must(["sync", "--home", a1.home])
+        try must(["sync", "--home", a2.home])
+        for d in [a1, a2, bob] { try mount(d) }
+        return (a1, a2, bob)
     }
 
     func testAliceSharesProjectsWithBobReadOnly() throws {
