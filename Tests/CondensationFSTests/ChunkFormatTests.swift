@@ -92,9 +92,10 @@ final class ChunkFormatTests: XCTestCase {
         let ctx2 = ContentContext(store: store, secrets: secrets)
         XCTAssertEqual(try read(f, 16384, 100, ctx2), Array(data[16384..<16484]))
         XCTAssertThrowsError(try read(f, 40_000, 100, ctx2)) { XCTAssertEqual($0 as? FSError, .io) }
-        // A missing object.
+        // A missing object (seen by a store that had not opened it: one that has keeps reading the
+        // file it opened, whose bytes are still checked block by block).
         unlink(path)
-        let ctx3 = ContentContext(store: store, secrets: secrets)
+        let ctx3 = ContentContext(store: FolderStore(path: store.path), secrets: secrets)
         XCTAssertThrowsError(try read(f, 0, 10, ctx3)) { XCTAssertEqual($0 as? FSError, .io) }
     }
 

@@ -92,4 +92,29 @@ final class SealedBlocksTests: XCTestCase {
             XCTAssertNil(try store.read(Hash.of([1, 2, 3]), offset: 0, count: 10), "missing")
         }
     }
+
+    /// The folder store keeps files open between range reads; a deleted or replaced object is
+    /// never read from a stale descriptor.
+    func testRangeReadsAfterDeletionAndReplacement() throws {
+        var template = Array("/tmp/cdsfs-range-XXXXXX".utf8CString)
+        let dir = String(cString: mkdtemp(&template)!)
+        defer { _ = system("rm -rf '\(dir)'") }
+        let store = try FolderStore.create(dir)
+        let object = try Object(bytes: [0, 0, 0, 0] + Random.bytes(5000))
+        let h = try store.put(object)
+        XCTAssertEqual(try store.read(h, offset: 100, count: 10), Array(object.bytes[100..<110]))
+        try store.delete(h)
+        XCTAssertNil(try store.read(h, offset: 100, count: 10), "a deleted object is gone, open or not")
+        // A damaged copy (another size) is read, then replaced by a put: reads see the new file.
+        try store.put(h, object)
+        _ = try store.read(h, offset: 0, count: 10)
+        truncate(store.objectPath(h), 50)
+        XCTAssertEqual(try store.read(h, offset: 40, count: 20)?.count, 10)
+        try store.put(h, object)
+        XCTAssertEqual(try store.read(h, offset: 40, count: 20), Array(object.bytes[40..<60]))
+        // Many objects: more than the files kept open.
+        var hashes: [Hash] = []
+        for _ in 0..<300 { hashes.append(try store.put(try Object(bytes: [0, 0, 0, 0] + Random.bytes(64)))) }
+        for _ in 0..<2 { for h in hashes { XCTAssertEqual(try store.read(h, offset: 4, count: 64)?.count, 64) } }
+    }
 }

@@ -31,7 +31,7 @@ public enum FileSystem {
         return try read(fd, path, count: count, offset: offset)
     }
 
-    private static func openForReading(_ path: String) throws(StoreError) -> Int32? {
+    static func openForReading(_ path: String) throws(StoreError) -> Int32? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
@@ -43,7 +43,7 @@ public enum FileSystem {
     /// Up to `count` bytes of `fd` from `offset`; fewer if the file ends first. The buffer is not
     /// zeroed first: reads of objects are on every path of the mount, and zeroing cost a tenth of
     /// reading.
-    private static func read(_ fd: Int32, _ path: String, count: Int, offset: Int = 0) throws(StoreError) -> [UInt8] {
+    static func read(_ fd: Int32, _ path: String, count: Int, offset: Int = 0) throws(StoreError) -> [UInt8] {
         var failure: Int32 = 0
         let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             var done = 0

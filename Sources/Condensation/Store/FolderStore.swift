@@ -11,6 +11,8 @@ public final class FolderStore: Store {
     /// Refuses objects larger than this when reading (a corrupt or hostile store cannot make us
     /// allocate without bound).
     public static let maximumObjectSize = 64 * 1024 * 1024
+    /// Kept open for range reads (see `OpenObjectFiles`).
+    private let openFiles = OpenObjectFiles()
 
     public init(path: String) {
         self.path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
@@ -47,7 +49,15 @@ public final class FolderStore: Store {
     /// chunk, not the whole chunk.
     public func read(_ hash: Hash, offset: Int, count: Int) throws(StoreError) -> [UInt8]? {
         guard offset >= 0, count >= 0, count <= Self.maximumObjectSize else { throw .io(path: objectPath(hash), errno: EINVAL) }
-        return try FileSystem.read(objectPath(hash), offset: offset, count: count)
+        let file: OpenObjectFiles.File
+        if let open = openFiles.get(hash) {
+            file = open
+        } else {
+            guard let fd = try FileSystem.openForReading(objectPath(hash)) else { return nil }
+            file = OpenObjectFiles.File(fd: fd)
+            openFiles.put(hash, file)
+        }
+        return try FileSystem.read(file.fd, objectPath(hash), count: count, offset: offset)
     }
 
     public func put(_ hash: Hash, _ object: Object) throws(StoreError) {
@@ -57,6 +67,7 @@ public final class FolderStore: Store {
         // empty file under the final name): write it again rather than keep it forever.
         if let existing = FileSystem.sizeAndModificationTime(p), existing.size == object.bytes.count,
            try FileSystem.touch(p) { return }
+        openFiles.forget(hash)  // a file of another size is replaced: never read the old one again
         do {
             try FileSystem.writeAtomically(p, object.bytes)
         } catch .io(_, ENOENT) {
@@ -123,7 +134,10 @@ public final class FolderStore: Store {
     }
 
     /// Deletes an object (garbage collection only).
-    public func delete(_ hash: Hash) throws(StoreError) { try FileSystem.remove(objectPath(hash)) }
+    public func delete(_ hash: Hash) throws(StoreError) {
+        openFiles.forget(hash)
+        try FileSystem.remove(objectPath(hash))
+    }
 
     public func modificationTime(_ hash: Hash) -> Int? { FileSystem.modificationTime(objectPath(hash)) }
 }
