@@ -223,7 +223,7 @@ extension Home {
     /// Public keys of the active members other than this device (those whose key is in the store).
     func recipients(_ root: PrivateRoot) -> [PublicKey] {
         root.members.compactMap { actor, member -> PublicKey? in
-            guard member.status == .active, actor != keyPair.actor else { return nil }
+            guard member.status == .active || member.status == .entrusted, actor != keyPair.actor else { return nil }
             guard let o = try? store.get(actor), let key = try? PublicKey(object: o) else {
                 Log.warning("no public key of member \(actor.hex) in the store; not encrypting for it")
                 return nil

@@ -67,7 +67,7 @@ public final class Syncer: @unchecked Sendable {
         // Messages: one per other active member, naming the private root.
         let (head, _) = try home.readHead()
         let rootLink = try home.openPrivateRoot(head.envelopes.first!).0
-        for (member, info) in head.root.members where member != actor && info.status == .active {
+        for (member, info) in head.root.members where member != actor && (info.status == .active || info.status == .entrusted) {
             guard let key = try publicKey(of: member) else {
                 Log.warning("no public key of member \(member.hex); not sending it the new version")
                 continue

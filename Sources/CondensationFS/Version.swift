@@ -140,6 +140,9 @@ struct PrivateRoot: Sendable {
 public struct Member: Sendable, Equatable {
     public enum Status: String, Sendable {
         case active, revoked
+        /// Not a device: an actor that can read everything (every envelope is also encrypted for
+        /// it, and it gets each new private root as a message), e.g. an offline backup key.
+        case entrusted
     }
 
     /// Where the device receives messages (its remote store's URL).

@@ -14,7 +14,7 @@ struct CDSFS: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             InitCommand.self, MountCommand.self, UnmountCommand.self, LogCommand.self, FsckCommand.self, GCCommand.self,
-            KeyCommand.self, ContactCommand.self, ShareCommand.self, UnshareCommand.self, SharesCommand.self, RemoteCommand.self, GroupCommand.self, SyncCommand.self, StatusCommand.self, ServeCommand.self,
+            KeyCommand.self, ContactCommand.self, ShareCommand.self, UnshareCommand.self, SharesCommand.self, TrustCommand.self, RemoteCommand.self, GroupCommand.self, SyncCommand.self, StatusCommand.self, ServeCommand.self,
         ]
     )
 }

@@ -7,7 +7,7 @@ struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
         abstract: "Show or export the device's key pair, or change its passphrase.",
-        subcommands: [Show.self, Export.self, Passwd.self]
+        subcommands: [Show.self, Export.self, Passwd.self, Backup.self]
     )
 
     struct Show: ParsableCommand {
@@ -46,6 +46,39 @@ struct KeyCommand: ParsableCommand {
             let h = home.open()
             if FileSystem.exists(file) { fail("\(file) exists; choose a new file name") }
             orFail("writing \(file)") { try FileSystem.writeAtomically(file, h.keyPair.fileBytes, mode: 0o600, durable: true) }
+        }
+    }
+
+    struct Backup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make an offline backup key that can read everything, and entrust it.",
+            discussion: """
+            Writes a new key pair to FILE (mode 0600), protected by a passphrase from \
+            $CDSFS_BACKUP_PASSPHRASE, --backup-passphrase-file, or the terminal (asked twice). Every \
+            envelope of this folder is from now on also encrypted for it, and each push leaves the \
+            current version in its in-queue on the remote. Keep FILE away from the devices: with it and the \
+            remote, `cdsfs init --restore FILE --remote URL` makes a new device with the whole folder \
+            and its history.
+            """)
+        @OptionGroup var home: HomeOption
+        @Option(help: ArgumentHelp("Read the backup key's passphrase from the first line of FILE.", valueName: "file"))
+        var backupPassphraseFile: String?
+        @Argument(help: "Where to write the backup key pair (must not exist).") var file: String
+
+        func run() throws {
+            let h = home.open()
+            if FileSystem.exists(file) { fail("\(file) exists; choose a new file name") }
+            let (url, remote) = firstRemote(h)
+            let secret = Passphrase.new(environment: "CDSFS_BACKUP_PASSPHRASE", file: backupPassphraseFile,
+                                        prompt: "Passphrase for the backup key \(file): ",
+                                        missing: "no passphrase for the backup key: set CDSFS_BACKUP_PASSPHRASE, give --backup-passphrase-file FILE, or run on a terminal")
+            let backup = KeyPair.generate()
+            let bytes = orFail("protecting the backup key") { try WrappedKeyPair.wrap(backup, passphrase: secret) }
+            orFail("writing \(file)") { try FileSystem.writeAtomically(file, bytes, mode: 0o600, durable: true) }
+            orFail("putting the backup key's public key on \(url)") { try remote.put(backup.actor, backup.publicKey.object) }
+            orFail { try h.trust(backup.actor, remote: remote, publicKey: backup.publicKey) }
+            let report = orFail("sending the current version to the backup key") { try Syncer(home: h, remote: remote, volume: nil).push() }
+            print("wrote \(file): backup key \(backup.actor.hex), entrusted; \(report.messagesSent) message(s) sent")
         }
     }
 
