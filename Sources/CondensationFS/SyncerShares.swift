@@ -11,6 +11,9 @@ extension Syncer {
     /// push that has something new.
     func sendShares(_ head: Head, _ state: inout KeyValueFile, _ report: inout Report) {
         let contacts = head.root.contacts.values.filter { $0.status == .active }
+        // Shares go to contacts only, and finding the containers walks every directory of the
+        // version: a user without contacts (most pushes) pays nothing for sharing.
+        guard !contacts.isEmpty else { return }
         for c in ContainerListing.all(in: head.version, reader: ObjectReader(store: home.store)) {
             // A container received with write permission goes back to its owner; one's own to its recipients.
             let targets: [Recipient]
