@@ -6,7 +6,7 @@ import Glibc
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
-        abstract: "Show or export the device's key pair, or change its passphrase.",
+        abstract: "Show or export the device's key pair, change its passphrase, or make a backup key.",
         subcommands: [Show.self, Export.self, Passwd.self, Backup.self]
     )
 
