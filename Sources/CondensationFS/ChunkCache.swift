@@ -27,51 +27,29 @@ struct PieceKey: Hashable, Sendable {
 /// Sharded by hash: the threads answering the kernel and the read-ahead all go through the cache,
 /// and with one lock a profile of sequential reads spent a tenth of its time waiting for it.
 final class ChunkCache: Sendable {
-    private struct State {
-        var entries: [PieceKey: (bytes: ArraySlice<UInt8>, stamp: UInt64)] = [:]
-        var bytes = 0
-        var clock: UInt64 = 0
-    }
     private static let shardCount = 16
-    private final class Shard: Sendable { let state = Mutex(State()) }
+    private final class Shard: Sendable {
+        let pieces: Mutex<RecentlyUsed<PieceKey, ArraySlice<UInt8>>>
+        init(limit: Int) { pieces = Mutex(RecentlyUsed(limit: limit)) }
+    }
     private let shards: [Shard]
     let limit: Int
 
     init(limit: Int = 32 * 1024 * 1024) {
         self.limit = limit
-        shards = (0..<Self.shardCount).map { _ in Shard() }
+        shards = (0..<Self.shardCount).map { _ in Shard(limit: limit / Self.shardCount) }
     }
 
     private func shard(_ key: PieceKey) -> Shard {
         shards[Int((key.hash.w3 &+ UInt64(key.block)) % UInt64(Self.shardCount))]
     }
 
-    func get(_ key: PieceKey) -> ArraySlice<UInt8>? {
-        shard(key).state.withLock { s in
-            guard let e = s.entries[key] else { return nil }
-            s.clock += 1
-            s.entries[key]!.stamp = s.clock
-            return e.bytes
-        }
-    }
+    func get(_ key: PieceKey) -> ArraySlice<UInt8>? { shard(key).pieces.withLock { $0.get(key) } }
 
-    func contains(_ key: PieceKey) -> Bool { shard(key).state.withLock { $0.entries[key] != nil } }
+    func contains(_ key: PieceKey) -> Bool { shard(key).pieces.withLock { $0.contains(key) } }
 
     func put(_ key: PieceKey, _ bytes: ArraySlice<UInt8>) {
-        let limit = self.limit / Self.shardCount
-        shard(key).state.withLock { s in
-            s.clock += 1
-            if let old = s.entries.updateValue((bytes, s.clock), forKey: key) { s.bytes -= old.bytes.count }
-            s.bytes += bytes.count
-            // Evict the oldest quarter at once: a scan per eviction would make every put O(n).
-            if s.bytes > limit {
-                let sorted = s.entries.sorted { $0.value.stamp < $1.value.stamp }
-                for (k, e) in sorted.prefix(max(1, sorted.count / 4)) {
-                    s.entries[k] = nil
-                    s.bytes -= e.bytes.count
-                }
-            }
-        }
+        shard(key).pieces.withLock { $0.insert(key, bytes, cost: bytes.count) }
     }
 }
 

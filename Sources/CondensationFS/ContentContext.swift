@@ -68,9 +68,14 @@ final class ContentContext: Sendable {
         let parts = reads.flatMap(Self.split)
         if parts.isEmpty { return }
         if parts.count == 1 { return try load(parts[0]) }
+        try Self.inParallel(parts.count) { (i) throws(FSError) in try load(parts[i]) }
+    }
+
+    /// Runs `body` for 0..<count on all cores; throws the first error any of them threw.
+    private static func inParallel(_ count: Int, _ body: @Sendable (Int) throws(FSError) -> Void) throws(FSError) {
         let failure = Mutex<FSError?>(nil)
-        DispatchQueue.concurrentPerform(iterations: parts.count) { i in
-            do throws(FSError) { try load(parts[i]) } catch { failure.withLock { $0 = $0 ?? error } }
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            do throws(FSError) { try body(i) } catch { failure.withLock { $0 = $0 ?? error } }
         }
         if let error = failure.withLock({ $0 }) { throw error }
     }
@@ -210,15 +215,11 @@ final class ContentContext: Sendable {
             links[0] = try storeChunk(pieces[0])
             return links
         }
-        let failure = Mutex<FSError?>(nil)
-        links.withUnsafeMutableBufferPointer { out in
+        try links.withUnsafeMutableBufferPointer { (out) throws(FSError) in
             nonisolated(unsafe) let out = out
             nonisolated(unsafe) let pieces = pieces
-            DispatchQueue.concurrentPerform(iterations: pieces.count) { i in
-                do throws(FSError) { out[i] = try storeChunk(pieces[i]) } catch { failure.withLock { $0 = $0 ?? error } }
-            }
+            try Self.inParallel(pieces.count) { (i) throws(FSError) in out[i] = try storeChunk(pieces[i]) }
         }
-        if let error = failure.withLock({ $0 }) { throw error }
         return links
     }
 

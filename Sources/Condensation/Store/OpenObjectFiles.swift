@@ -14,36 +14,13 @@ final class OpenObjectFiles: Sendable {
         deinit { close(fd) }
     }
 
-    private struct State {
-        var files: [Hash: (file: File, stamp: UInt64)] = [:]
-        var clock: UInt64 = 0
-    }
-    private let state = Mutex(State())
-    let capacity: Int
+    private let files: Mutex<RecentlyUsed<Hash, File>>
 
-    init(capacity: Int = 128) { self.capacity = capacity }
+    init(capacity: Int = 128) { files = Mutex(RecentlyUsed(limit: capacity)) }
 
-    func get(_ hash: Hash) -> File? {
-        state.withLock { s in
-            guard s.files[hash] != nil else { return nil }
-            s.clock += 1
-            s.files[hash]!.stamp = s.clock
-            return s.files[hash]!.file
-        }
-    }
+    func get(_ hash: Hash) -> File? { files.withLock { $0.get(hash) } }
 
-    func put(_ hash: Hash, _ file: File) {
-        state.withLock { s in
-            s.clock += 1
-            s.files[hash] = (file, s.clock)
-            if s.files.count > capacity {
-                // Let go of the oldest quarter at once (a scan per insertion would be O(n) each).
-                for (h, _) in s.files.sorted(by: { $0.value.stamp < $1.value.stamp }).prefix(capacity / 4) {
-                    s.files[h] = nil
-                }
-            }
-        }
-    }
+    func put(_ hash: Hash, _ file: File) { files.withLock { $0.insert(hash, file) } }
 
-    func forget(_ hash: Hash) { _ = state.withLock { $0.files.removeValue(forKey: hash) } }
+    func forget(_ hash: Hash) { files.withLock { $0.remove(hash) } }
 }
