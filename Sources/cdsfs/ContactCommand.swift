@@ -26,7 +26,7 @@ struct ContactCommand: ParsableCommand {
 
         func run() throws {
             if let why = Contact.problem(withName: name) { fail(why) }
-            guard let id = Hash(hex: actor) else { fail("\(actor) is not an actor id (64 hex digits)") }
+            let id = actorID(actor)
             let h = home.open()
             let remote = orFail { try openRemote(store, h) }
             let contact = orFail { try h.addContact(name: name, actor: id, store: remote) }

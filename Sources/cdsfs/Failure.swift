@@ -1,3 +1,4 @@
+import Condensation
 import Glibc
 
 /// Ends the command with one line on standard error that says what is wrong and how to fix it.
@@ -12,4 +13,10 @@ func orFail<T>(_ context: String? = nil, _ body: () throws -> T) -> T {
     do { return try body() } catch {
         fail(context.map { "\($0): \(error)" } ?? "\(error)")
     }
+}
+
+/// An actor id given on the command line, or a one-line failure.
+func actorID(_ text: String) -> Hash {
+    guard let id = Hash(hex: text) else { fail("\(text) is not an actor id (64 hex digits)") }
+    return id
 }

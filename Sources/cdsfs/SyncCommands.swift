@@ -122,7 +122,7 @@ struct GroupCommand: ParsableCommand {
 
         func run() throws {
             let h = home.open()
-            guard let id = Hash(hex: actor) else { fail("\(actor) is not an actor id (64 hex digits)") }
+            let id = actorID(actor)
             let (_, remote) = firstRemote(h)
             orFail { try h.addMember(id, remote: remote) }
             let report = orFail("sending the current version") { try Syncer(home: h, remote: remote, volume: nil).push() }
@@ -153,7 +153,7 @@ struct GroupCommand: ParsableCommand {
 
         func run() throws {
             let h = home.open()
-            guard let id = Hash(hex: actor) else { fail("\(actor) is not an actor id (64 hex digits)") }
+            let id = actorID(actor)
             orFail { try h.removeMember(id) }
             if let url = h.remotes.first, let remote = try? openRemote(url, h) {
                 _ = try? Syncer(home: h, remote: remote, volume: nil).push()

@@ -16,7 +16,7 @@ struct TrustCommand: ParsableCommand {
 
     func run() throws {
         let h = home.open()
-        guard let id = Hash(hex: actor) else { fail("\(actor) is not an actor id (64 hex digits)") }
+        let id = actorID(actor)
         let (_, remote) = firstRemote(h)
         orFail { try h.trust(id, remote: remote) }
         let report = orFail("sending the current version") { try Syncer(home: h, remote: remote, volume: nil).push() }
