@@ -206,23 +206,6 @@ final class ContentContext: Sendable {
 
     // MARK: Writing
 
-    /// Seals and stores chunks, in parallel when there are several (a key is an HMAC over the
-    /// plaintext and the name a SHA-256 over the sealed bytes: the bulk of a write's cost). Returns
-    /// a link per piece, nil for a piece of zeros (a hole).
-    func storeChunks(_ pieces: [UnsafeRawBufferPointer]) throws(FSError) -> [HashAndKey?] {
-        var links = [HashAndKey?](repeating: nil, count: pieces.count)
-        if pieces.count == 1 {
-            links[0] = try storeChunk(pieces[0])
-            return links
-        }
-        try links.withUnsafeMutableBufferPointer { (out) throws(FSError) in
-            nonisolated(unsafe) let out = out
-            nonisolated(unsafe) let pieces = pieces
-            try Self.inParallel(pieces.count) { (i) throws(FSError) in out[i] = try storeChunk(pieces[i]) }
-        }
-        return links
-    }
-
     /// Seals and stores one chunk in blocks; nil (nothing stored) for all zeros. The object is laid
     /// out, sealed and hashed in one buffer.
     func storeChunk(_ plaintext: UnsafeRawBufferPointer) throws(FSError) -> HashAndKey? {

@@ -307,9 +307,16 @@ final class FileData {
 
     /// A copy to chunk off the volume's lock (`materialize` on it), while writes go on here. Pages
     /// are shared copy-on-write, so the copy costs a dictionary, not the data.
+    ///
+    /// The copy ends where the written bytes stop being contiguous (`contiguousEnd`): past the
+    /// stored chunks, a page never written reads as zeros, and with the kernel's write-back cache a
+    /// sequential writer's pages arrive slightly out of order, so the pages just below the newest
+    /// are usually still on their way. Chunking them as zeros made nearly every background
+    /// compaction of a 1 GiB `dd` garbage (the missing pages arrived below its end), and the
+    /// writer then chunked everything again under the lock.
     func snapshot() -> FileData {
         let copy = FileData(stored: nil, size: 0)
-        copy.size = size
+        copy.size = contiguousEnd()
         copy.base = base
         copy.baseOffsets = baseOffsets
         copy.baseEnd = baseEnd
@@ -322,6 +329,24 @@ final class FileData {
         copy.generation = generation
         lowestWrite = .max
         return copy
+    }
+
+    /// The size, or the start of the first page past the stored chunks that was never written.
+    private func contiguousEnd() -> UInt64 {
+        let ps = UInt64(Self.pageSize), stored = min(baseEnd, baseLimit)
+        var page = stored / ps
+        while page * ps < size {
+            guard let p = pages[page] else { return max(stored, page * ps) }
+            if p.count < Self.pageSize { return min(size, max(stored, page * ps + UInt64(p.count))) }
+            page += 1
+        }
+        return size
+    }
+
+    /// Unsaved bytes a snapshot would chunk (those below its end).
+    func dirtyBytesInSnapshot() -> Int {
+        let end = contiguousEnd(), ps = UInt64(Self.pageSize)
+        return pages.reduce(0) { $0 + ($1.key * ps < end ? $1.value.count : 0) }
     }
 
     /// Takes the chunks a snapshot made (see `snapshot`), if nothing since could have changed
@@ -414,58 +439,73 @@ final class FileData {
     /// MiB of memory, whatever the region's size). Goes past `end` until a cut lands on a base
     /// boundary or the end of the file. Returns where the chunks end, and whether a tail was left
     /// (with `keepTail`, the bytes after the last boundary at the end of the file).
+    ///
+    /// Two windows take turns: while the chunks cut from one are sealed and stored on the sealing
+    /// threads, this thread reads and cuts the next into the other.
     private func chunkRegion(_ start: UInt64, _ end: UInt64, keepTail: Bool, _ ctx: ContentContext,
                              _ emit: (ChunkRef) -> Void) throws(FSError) -> (UInt64, Bool) {
         let window = 4 * 1024 * 1024
-        var buffer = [UInt8](repeating: 0, count: window + Chunker.maximumSize)
+        let capacity = window + Chunker.maximumSize
+        let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64),
+                       UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)]
+        var current = 0
+        var sealing: (batch: SealingBatch, lengths: [Int])?
+        func finishSealing() throws(FSError) {
+            guard let s = sealing else { return }
+            sealing = nil
+            let links = try s.batch.wait()
+            for (length, link) in zip(s.lengths, links) { emit(ChunkRef(length: UInt64(length), link: link)) }
+        }
+        defer {
+            _ = try? sealing?.batch.wait()  // an error left the last batch running: never free its memory under it
+            buffers.forEach { $0.deallocate() }
+        }
         var pos = start       // next byte to read
         var filled = 0        // bytes read, not yet cut
-        var chunked = start   // where the emitted chunks end
+        var chunked = start   // where the cut chunks end
         while true {
+            let b = buffers[current]
             let n = Int(min(UInt64(window), size - pos))
             if n > 0 {
-                let at = filled
                 // The stored bytes under the window, fetched a range per chunk and in parallel
                 // (read block by block, a commit after random writes spent its time in preads).
                 try ctx.load(try uncachedChunks(pos, n, ctx))
-                _ = try buffer.withMutableBytes { (b) throws(FSError) in
-                    try read(pos, into: UnsafeMutableRawBufferPointer(rebasing: b[at..<(at + n)]), ctx)
-                }
+                _ = try read(pos, into: UnsafeMutableRawBufferPointer(rebasing: b[filled..<(filled + n)]), ctx)
                 filled += n
                 pos += UInt64(n)
             }
             let isFinal = pos >= size && !keepTail
-            let used = filled
             var resynced = false
-            // Cut first (the gear hash runs along the bytes), then seal the pieces in parallel.
-            let consumed = try buffer.withBytes { (b) throws(FSError) -> Int in
-                var pieces: [UnsafeRawBufferPointer] = []
-                var offset = 0
-                while offset < used {
-                    let rest = UnsafeRawBufferPointer(rebasing: b[offset..<used])
-                    let length = ctx.chunker.nextBoundary(rest, isFinal: isFinal)
-                    if !isFinal && length == rest.count { break }  // the boundary depends on bytes not read yet
-                    pieces.append(UnsafeRawBufferPointer(rebasing: rest[..<length]))
-                    offset += length
-                    let at = chunked + UInt64(offset)
-                    if at >= end && isBaseBoundary(at) {
-                        resynced = true
-                        break
-                    }
+            var pieces: [UnsafeRawBufferPointer] = []
+            var consumed = 0
+            while consumed < filled {
+                let rest = UnsafeRawBufferPointer(rebasing: b[consumed..<filled])
+                let length = ctx.chunker.nextBoundary(rest, isFinal: isFinal)
+                if !isFinal && length == rest.count { break }  // the boundary depends on bytes not read yet
+                pieces.append(UnsafeRawBufferPointer(rebasing: rest[..<length]))
+                consumed += length
+                let at = chunked + UInt64(consumed)
+                if at >= end && isBaseBoundary(at) {
+                    resynced = true
+                    break
                 }
-                let links = try ctx.storeChunks(pieces)
-                for (piece, link) in zip(pieces, links) { emit(ChunkRef(length: UInt64(piece.count), link: link)) }
-                return offset
             }
+            // The other window's chunks are done with before its memory is reused.
+            try finishSealing()
+            if !pieces.isEmpty { sealing = (SealingBatch(pieces, ctx), pieces.map(\.count)) }
             chunked += UInt64(consumed)
-            if resynced || chunked >= size { return (chunked, false) }
-            if consumed > 0 {
-                buffer.withUnsafeMutableBytes { b in
-                    _ = memmove(b.baseAddress!, b.baseAddress! + consumed, filled - consumed)
-                }
-                filled -= consumed
+            if resynced || chunked >= size {
+                try finishSealing()
+                return (chunked, false)
             }
-            if pos >= size && n == 0 && consumed == 0 { return (chunked, true) }  // the tail stays in pages
+            if pos >= size && n == 0 && consumed == 0 {
+                try finishSealing()
+                return (chunked, true)  // the tail stays in pages
+            }
+            // The bytes not cut yet move to the start of the other window.
+            current = 1 - current
+            buffers[current].baseAddress!.copyMemory(from: b.baseAddress! + consumed, byteCount: filled - consumed)
+            filled -= consumed
         }
     }
 

@@ -127,7 +127,8 @@ extension Volume {
     /// a truncation or a write below its end makes it garbage, and the file is chunked as usual.
     private func compactInBackground() {
         guard let n = buffered.values.max(by: { ($0.file?.dirtyBytes ?? 0) < ($1.file?.dirtyBytes ?? 0) }),
-              let f = n.file, f.size > UInt64(FileData.inlineLimit), f.dirtyBytes >= options.writeBufferLimit / 8 else { return }
+              let f = n.file, f.size > UInt64(FileData.inlineLimit),
+              f.dirtyBytesInSnapshot() >= options.writeBufferLimit / 8 else { return }
         let job = BackgroundCompaction(node: n, file: f, copy: f.snapshot(), keepTail: n.openCount > 0)
         backgroundCompaction = n
         DispatchQueue.global(qos: .userInitiated).async { [self] in

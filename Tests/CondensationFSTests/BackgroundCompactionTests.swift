@@ -41,6 +41,44 @@ final class BackgroundCompactionTests: XCTestCase {
         XCTAssertEqual(try v2.committedChunkHashes("copy"), background, "background chunking cut other chunks")
     }
 
+    /// The kernel's write-back sends a sequential writer's pages slightly out of order. The
+    /// background chunks only the bytes written without a gap, so that the late pages land past
+    /// what it chunked and its work is kept (it chunked the gaps as zeros, and nearly every
+    /// background compaction of a `dd` was thrown away).
+    func testPagesArrivingOutOfOrderDoNotUndoTheBackgroundChunking() throws {
+        let home = try temporaryHome(self)
+        var options = VolumeOptions()
+        options.writeBufferLimit = 4 << 20
+        let v = try home.openVolume(options: options)
+        var rng = SeededRandom(43)
+        let data = rng.bytes(24 << 20)
+        let ino = try v.create(1, "late", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
+        let block = 64 * 1024, group = 16
+        for start in stride(from: 0, to: data.count / block, by: group) {
+            // Each MiB's blocks in a shuffled order, as from several write-back threads.
+            var order = Array(start..<min(start + group, data.count / block))
+            for i in order.indices.reversed() { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            for b in order {
+                _ = try data[(b * block)..<((b + 1) * block)].withUnsafeBytes {
+                    try v.write(ino, handle: ino, offset: UInt64(b * block), $0)
+                }
+            }
+        }
+        waitForBackground(v)
+        let counts = v.lock.withLock { v.backgroundCompactions }
+        XCTAssertGreaterThan(counts.adopted, 2, "\(counts)")
+        XCTAssertEqual(counts.discarded, 0, "background chunking undone by late pages: \(counts)")
+        XCTAssertEqual(try v.readFile(ino), data)
+        v.release(ino, handle: ino)
+        let chunks = try v.committedChunkHashes("late")
+        try v.close()
+        var big = VolumeOptions()
+        big.writeBufferLimit = 1 << 30
+        let v2 = try home.openVolume(options: big)
+        try v2.writeFile(1, "copy", data)
+        XCTAssertEqual(try v2.committedChunkHashes("copy"), chunks, "background chunking cut other chunks")
+    }
+
     /// Overwrites below what the background is chunking, truncations and commits while it runs: its
     /// result is then discarded, and the file always reads as the model says.
     func testChangesUnderABackgroundCompactionWin() throws {
