@@ -83,11 +83,18 @@ final class ContentContext: Sendable {
     /// Starts fetching what a sequential reader will want next; returns at once. Errors are left
     /// for the read that needs the piece to report.
     func prefetch(_ reads: [ChunkRead]) {
-        for part in reads.flatMap(Self.split) {
-            let first = part.sealedInBlocks ? PieceKey(part.link.hash, block: part.blocks.lowerBound) : PieceKey(whole: part.link.hash)
-            if loads.isLoading(first) { continue }
-            readAhead.async { try? self.load(part) }
+        let parts = reads.flatMap(Self.split).filter { part in
+            !loads.isLoading(part.sealedInBlocks ? PieceKey(part.link.hash, block: part.blocks.lowerBound) : PieceKey(whole: part.link.hash))
         }
+        // All the disk reads start now, in parallel; the loads then mostly find them in memory.
+        for part in parts {
+            guard part.sealedInBlocks else { continue }
+            let b = Self.blocks, first = part.blocks.lowerBound, last = part.blocks.upperBound - 1
+            let start = 4 + b.sealedOffset(block: first)
+            let end = 4 + b.sealedOffset(block: last) + b.plaintextCount(block: last, of: part.length) + SealedBlocks.tagSize
+            store.willRead(part.link.hash, offset: start, count: end - start)
+        }
+        for part in parts { readAhead.async { try? self.load(part) } }
     }
 
     private static func split(_ read: ChunkRead) -> [ChunkRead] {

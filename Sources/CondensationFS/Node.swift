@@ -12,8 +12,9 @@ final class Node {
     /// References the kernel holds (lookup count); the node leaves the inode table at zero.
     var lookups: UInt64 = 0
     var openCount = 0
-    /// Where the last read ended: a read starting there is sequential and gets read-ahead.
+    /// Where the furthest read of a sequential run ended, and where its read-ahead reaches.
     var readEnd: UInt64 = 0
+    var readAheadEnd: UInt64 = 0
     /// The directory holding this node (for hard-linked files: one of them; they are not encoded
     /// by their directories).
     weak var parent: Node?

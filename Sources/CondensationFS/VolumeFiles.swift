@@ -62,10 +62,21 @@ extension Volume {
             guard n.isRegular else { throw n.isDirectory ? .isDirectory : .invalid }
             let f = fileData(n)
             let end = offset + UInt64(buffer.count)
-            let sequential = offset == n.readEnd
-            n.readEnd = end
-            return (try f.uncachedChunks(offset, buffer.count, ctx),
-                    sequential ? try f.uncachedChunks(end, Self.readAhead, ctx) : [])
+            // The kernel sends a sequential reader's requests in parallel and not quite in order:
+            // a read that starts within a read-ahead of the furthest end so far is still sequential.
+            // The read-ahead moves on by half its length at a time, so that a request of 128 KiB
+            // does not look up 64 blocks in the cache again and again.
+            let sequential = offset <= n.readEnd + UInt64(Self.readAhead) && offset + UInt64(Self.readAhead) >= n.readEnd
+            n.readEnd = sequential ? max(n.readEnd, end) : end
+            var ahead: [ChunkRead] = []
+            if !sequential {
+                n.readAheadEnd = end
+            } else if n.readAheadEnd < end + UInt64(Self.readAhead / 2) {
+                let from = max(end, n.readAheadEnd)
+                n.readAheadEnd = end + UInt64(Self.readAhead)
+                ahead = try f.uncachedChunks(from, Int(n.readAheadEnd - from), ctx)
+            }
+            return (try f.uncachedChunks(offset, buffer.count, ctx), ahead)
         }
         if !ahead.isEmpty { ctx.prefetch(ahead) }
         if !missing.isEmpty { try ctx.load(missing) }
@@ -76,9 +87,10 @@ extension Volume {
         }
     }
 
-    /// Bytes past a sequential read whose chunks are fetched ahead: about two chunks beyond the
-    /// kernel's own read-ahead window, so that its next requests find them decrypted.
-    static let readAhead = 1024 * 1024
+    /// Bytes past a sequential read whose chunks are fetched ahead. The kernel asks for 1 MiB at
+    /// a time, two requests at once; 4 MiB ahead keeps a dozen chunk files' disk reads going
+    /// (1, 2, 4 and 8 MiB measured: 4 and 8 alike, 1 MiB left half the requests waiting).
+    static let readAhead = 4 * 1024 * 1024
 
     public func write(_ ino: Inode, handle: UInt64, offset: UInt64, _ data: UnsafeRawBufferPointer) throws(FSError) -> Int {
         try lock.withLock { () throws(FSError) in

@@ -45,6 +45,9 @@ public protocol Store: AnyObject, Sendable {
     /// that check them another way (sealed blocks carry their own tags). Fewer bytes if the object
     /// is shorter; nil if the store does not have it. The default gets (and checks) the whole object.
     func read(_ hash: Hash, offset: Int, count: Int) throws(StoreError) -> [UInt8]?
+    /// A hint that `read(hash, offset:, count:)` comes soon: a folder store has the kernel start
+    /// reading the bytes from disk now. The default does nothing.
+    func willRead(_ hash: Hash, offset: Int, count: Int)
     /// True (and the object's timestamp refreshed) if the store has the object.
     func book(_ hash: Hash) throws(StoreError) -> Bool
     func list(_ account: Hash, _ box: BoxLabel) throws(StoreError) -> [Hash]
@@ -66,6 +69,8 @@ extension Store {
         let start = min(max(0, offset), bytes.count)
         return Array(bytes[start..<min(bytes.count, start + max(0, count))])
     }
+
+    public func willRead(_ hash: Hash, offset: Int, count: Int) {}
 
     public func list(_ account: Hash, _ box: BoxLabel, watch milliseconds: Int) throws(StoreError) -> [Hash] {
         try list(account, box)
