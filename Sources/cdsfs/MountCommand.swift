@@ -225,6 +225,7 @@ struct MountCommand: ParsableCommand {
     }
 
     func serve(homePath: String, mountpoint: String, settings: MountSettings, reporter: Reporter) -> Never {
+        FolderStore.raiseOpenFileLimit()
         let h: Home
         do { h = try Home.open(path: homePath, passphrase: { passphraseFd.map(readPassphrase) ?? home.passphrase() }) } catch {
             reporter.fail(error.description)

@@ -43,7 +43,7 @@ public enum FileSystem {
     /// Up to `count` bytes of `fd` from `offset`; fewer if the file ends first. The buffer is not
     /// zeroed first: reads of objects are on every path of the mount, and zeroing cost a tenth of
     /// reading.
-    static func read(_ fd: Int32, _ path: String, count: Int, offset: Int = 0) throws(StoreError) -> [UInt8] {
+    static func read(_ fd: Int32, _ path: @autoclosure () -> String, count: Int, offset: Int = 0) throws(StoreError) -> [UInt8] {
         var failure: Int32 = 0
         let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             var done = 0
@@ -59,7 +59,7 @@ public enum FileSystem {
             }
             initialized = done
         }
-        if failure != 0 { throw .io(path: path, errno: failure) }
+        if failure != 0 { throw .io(path: path(), errno: failure) }
         return out
     }
 

@@ -14,6 +14,10 @@ public final class FolderStore: Store {
     /// Kept open for range reads (see `OpenObjectFiles`).
     private let openFiles = OpenObjectFiles()
 
+    /// For a long-lived process reading many objects (the mount): lets it keep more object files
+    /// open. Call before opening the store.
+    public static func raiseOpenFileLimit() { OpenObjectFiles.raiseLimit() }
+
     public init(path: String) {
         self.path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
     }
