@@ -86,15 +86,20 @@ final class ContentContext: Sendable {
         let parts = reads.flatMap(Self.split).filter { part in
             !loads.isLoading(part.sealedInBlocks ? PieceKey(part.link.hash, block: part.blocks.lowerBound) : PieceKey(whole: part.link.hash))
         }
-        // All the disk reads start now, in parallel; the loads then mostly find them in memory.
-        for part in parts {
-            guard part.sealedInBlocks else { continue }
-            let b = Self.blocks, first = part.blocks.lowerBound, last = part.blocks.upperBound - 1
-            let start = 4 + b.sealedOffset(block: first)
-            let end = 4 + b.sealedOffset(block: last) + b.plaintextCount(block: last, of: part.length) + SealedBlocks.tagSize
-            store.willRead(part.link.hash, offset: start, count: end - start)
-        }
+        willLoad(parts)
         for part in parts { readAhead.async { try? self.load(part) } }
+    }
+
+    /// Has the store start the disk reads of these loads now, all at once; the loads then mostly
+    /// find the bytes in memory (without it, a cold sequential read waited on one chunk file's
+    /// disk read after the other).
+    func willLoad(_ reads: [ChunkRead]) {
+        for read in reads where read.sealedInBlocks {
+            let b = Self.blocks, first = read.blocks.lowerBound, last = read.blocks.upperBound - 1
+            let start = 4 + b.sealedOffset(block: first)
+            let end = 4 + b.sealedOffset(block: last) + b.plaintextCount(block: last, of: read.length) + SealedBlocks.tagSize
+            store.willRead(read.link.hash, offset: start, count: end - start)
+        }
     }
 
     private static func split(_ read: ChunkRead) -> [ChunkRead] {

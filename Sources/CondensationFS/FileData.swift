@@ -38,6 +38,9 @@ final class FileData {
     private(set) var generation: UInt64 = 0
     /// The lowest offset written since the last snapshot.
     private var lowestWrite = UInt64.max
+    /// Where the unsaved pages lie (kept as writes come, recomputed when pages are taken away).
+    private var dirtyLow = UInt64.max
+    private var dirtyHigh: UInt64 = 0
     var isDirty: Bool { stored == nil }
 
     init() {
@@ -234,6 +237,7 @@ final class FileData {
             let p = Array(bytes.prefix(Int(min(size, UInt64(bytes.count)))))
             pages[0] = p
             dirtyBytes = p.count
+            recomputeDirtyRange()
         }
     }
 
@@ -241,6 +245,8 @@ final class FileData {
     func write(_ offset: UInt64, _ data: UnsafeRawBufferPointer, _ ctx: ContentContext) throws(FSError) {
         try prepareForChange(ctx)
         lowestWrite = min(lowestWrite, offset)
+        dirtyLow = min(dirtyLow, offset)
+        dirtyHigh = max(dirtyHigh, offset + UInt64(data.count))
         var done = 0
         let end = offset + UInt64(data.count)
         while done < data.count {
@@ -292,6 +298,7 @@ final class FileData {
                 dirtyBytes -= pages[key]!.count
                 pages[key] = nil
             }
+            recomputeDirtyRange()
             let within = Int(newSize % ps)
             if within != 0 {
                 // The page keeps its bytes below the new size (filled from the base if needed);
@@ -343,6 +350,19 @@ final class FileData {
         return size
     }
 
+    private func recomputeDirtyRange() {
+        let ps = UInt64(Self.pageSize)
+        dirtyLow = pages.keys.min().map { $0 * ps } ?? .max
+        dirtyHigh = pages.keys.max().map { ($0 + 1) * ps } ?? 0
+    }
+
+    /// Whether the unsaved pages fill at least half the range they lie in: a writer going along
+    /// the file (appending, or rewriting it in order), not here and there. Chunking scattered
+    /// pages rewrites every stored chunk they touch, and the next scattered write below would
+    /// throw the result away: 64 MiB of random 4 KiB writes into a 1 GiB file had the background
+    /// re-chunk the whole file for nothing, then the writer do it again.
+    var writesAreDense: Bool { dirtyBytes > 0 && UInt64(dirtyBytes) * 2 >= dirtyHigh &- dirtyLow }
+
     /// Unsaved bytes a snapshot would chunk (those below its end).
     func dirtyBytesInSnapshot() -> Int {
         let end = contiguousEnd(), ps = UInt64(Self.pageSize)
@@ -360,6 +380,7 @@ final class FileData {
         // The pages below `end` are unchanged since the snapshot, and now in chunks.
         pages = pages.filter { ($0.key + 1) * ps > end }
         dirtyBytes = pages.values.reduce(0) { $0 + $1.count }
+        recomputeDirtyRange()
         setBase(chunked.base)
         return true
     }
@@ -418,6 +439,7 @@ final class FileData {
             // Keep the pages holding the tail; the base now ends where the tail starts.
             pages = pages.filter { ($0.key + 1) * ps > tail }
             dirtyBytes = pages.values.reduce(0) { $0 + $1.count }
+            recomputeDirtyRange()
             setBase(Self.mergeHoles(newChunks))
             return true
         }
@@ -425,6 +447,7 @@ final class FileData {
         if size > cover { newChunks.append(ChunkRef(length: size - cover, link: nil)) }
         pages = [:]
         dirtyBytes = 0
+        recomputeDirtyRange()
         setBase(Self.mergeHoles(newChunks))
         return true
     }
@@ -470,6 +493,9 @@ final class FileData {
                 // The stored bytes under the window, fetched a range per chunk and in parallel
                 // (read block by block, a commit after random writes spent its time in preads).
                 try ctx.load(try uncachedChunks(pos, n, ctx))
+                // The next window's stored chunks start coming from disk while this one is cut.
+                let next = pos + UInt64(n)
+                if next < size { ctx.willLoad(try uncachedChunks(next, Int(min(UInt64(window), size - next)), ctx)) }
                 _ = try read(pos, into: UnsafeMutableRawBufferPointer(rebasing: b[filled..<(filled + n)]), ctx)
                 filled += n
                 pos += UInt64(n)
@@ -555,6 +581,7 @@ final class FileData {
             _ = try bytes.withMutableBytes { (b) throws(FSError) in try read(0, into: b, ctx) }
             pages = [:]
             dirtyBytes = 0
+            recomputeDirtyRange()
             setBase([])
             inline = bytes
             baseLimit = size

@@ -62,11 +62,14 @@ extension Volume {
             guard n.isRegular else { throw n.isDirectory ? .isDirectory : .invalid }
             let f = fileData(n)
             let end = offset + UInt64(buffer.count)
-            // The kernel sends a sequential reader's requests in parallel and not quite in order:
-            // a read that starts within a read-ahead of the furthest end so far is still sequential.
-            // The read-ahead moves on by half its length at a time, so that a request of 128 KiB
-            // does not look up 64 blocks in the cache again and again.
-            let sequential = offset <= n.readEnd + UInt64(Self.readAhead) && offset + UInt64(Self.readAhead) >= n.readEnd
+            // The kernel sends a sequential reader's requests two at a time and not always in
+            // order, and it asks for large ranges only once it has seen a sequential run itself: a
+            // large request within a read-ahead of the furthest end so far is sequential; a small
+            // one only if it starts right there (a random 4 KiB read that counted as sequential set
+            // off a read-ahead that decrypted 4 MiB). The read-ahead moves on by half its length at
+            // a time, so that each request does not look up its 256 blocks in the cache again.
+            let window = buffer.count >= 128 * 1024 ? UInt64(Self.readAhead) : 0
+            let sequential = offset <= n.readEnd + window && offset + window >= n.readEnd
             n.readEnd = sequential ? max(n.readEnd, end) : end
             var ahead: [ChunkRead] = []
             if !sequential {
@@ -139,7 +142,7 @@ extension Volume {
     /// a truncation or a write below its end makes it garbage, and the file is chunked as usual.
     private func compactInBackground() {
         guard let n = buffered.values.max(by: { ($0.file?.dirtyBytes ?? 0) < ($1.file?.dirtyBytes ?? 0) }),
-              let f = n.file, f.size > UInt64(FileData.inlineLimit),
+              let f = n.file, f.size > UInt64(FileData.inlineLimit), f.writesAreDense,
               f.dirtyBytesInSnapshot() >= options.writeBufferLimit / 8 else { return }
         let job = BackgroundCompaction(node: n, file: f, copy: f.snapshot(), keepTail: n.openCount > 0)
         backgroundCompaction = n

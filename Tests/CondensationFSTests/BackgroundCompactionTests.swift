@@ -79,6 +79,32 @@ final class BackgroundCompactionTests: XCTestCase {
         XCTAssertEqual(try v2.committedChunkHashes("copy"), chunks, "background chunking cut other chunks")
     }
 
+    /// Scattered writes into a stored file are not chunked in the background: that would rewrite
+    /// every stored chunk they touch, and the next scattered write below would undo it.
+    func testScatteredWritesAreNotChunkedInTheBackground() throws {
+        let home = try temporaryHome(self)
+        var options = VolumeOptions()
+        options.writeBufferLimit = 2 << 20
+        let v = try home.openVolume(options: options)
+        var rng = SeededRandom(44)
+        var model = rng.bytes(16 << 20)
+        let ino = try v.writeFile(1, "scattered", model)
+        waitForBackground(v)
+        let before = v.lock.withLock { v.backgroundCompactions }
+        let page = 4096
+        for _ in 0..<1024 {
+            let at = Int(rng.next() % UInt64(model.count / page)) * page
+            let bytes = rng.bytes(page)
+            model.replaceSubrange(at..<(at + page), with: bytes)
+            _ = try bytes.withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(at), $0) }
+        }
+        waitForBackground(v)
+        let counts = v.lock.withLock { v.backgroundCompactions }
+        XCTAssertEqual(counts.adopted + counts.discarded, before.adopted + before.discarded, "\(before) → \(counts)")
+        XCTAssertEqual(try v.readFile(ino), model)
+        v.release(ino, handle: ino)
+    }
+
     /// Overwrites below what the background is chunking, truncations and commits while it runs: its
     /// result is then discarded, and the file always reads as the model says.
     func testChangesUnderABackgroundCompactionWin() throws {
