@@ -64,10 +64,11 @@ struct MountCommand: ParsableCommand {
             // that memory (peak RSS writing 1 GiB: 252 MB with the default, 146 MB with two).
             _ = clinux_limit_malloc_arenas(2)
             // A fixed mmap threshold: glibc otherwise raises it to the largest block freed so far,
-            // then serves the chunking windows and sealed objects (0.3-5 MiB) from arenas that
-            // keep them once freed. Extracting a source tree peaked at 330-400 MB resident that
-            // way, 275 MB with the threshold fixed; writes measured as fast.
-            _ = clinux_fix_mmap_threshold(128 * 1024)
+            // then serves the 5 MiB chunking windows from arenas that keep them once freed.
+            // Extracting a source tree peaked at 330-400 MB resident that way, 270-278 MB with
+            // 512 KiB (128 KiB also mmapped every 256 KiB read buffer: page faults and TLB
+            // shootdowns cost a sequential read 10% more CPU).
+            _ = clinux_fix_mmap_threshold(512 * 1024)
             let reporter = Reporter(readyFd: readyFd)
             if readyFd != nil { detach() }
             serve(homePath: homePath, mountpoint: mountpointPath, settings: settings, reporter: reporter)
