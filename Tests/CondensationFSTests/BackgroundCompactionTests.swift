@@ -10,11 +10,30 @@ final class BackgroundCompactionTests: XCTestCase {
         v.lock.withLock { while v.backgroundCompaction != nil { v.lock.wait(v.backgroundCompactionDone) } }
     }
 
+    private func volume(_ home: Home, buffer: Int) throws -> Volume {
+        var options = VolumeOptions()
+        options.writeBufferLimit = buffer
+        return try home.openVolume(options: options)
+    }
+
+    /// Checks that file `name` reads as `data`, closes it and `v`, then writes `data` at once in a
+    /// volume whose buffer never fills (chunked at the commit only) and checks that it gets the
+    /// chunks file `name` got.
+    private func assertSameChunksAsAtCommit(_ v: Volume, _ home: Home, _ ino: Inode, _ name: String, _ data: [UInt8],
+                                            line: UInt = #line) throws {
+        XCTAssertEqual(try v.readFile(ino), data, line: line)
+        v.release(ino, handle: ino)
+        let chunks = try v.committedChunkHashes(name)
+        try v.close()
+        let v2 = try volume(home, buffer: 1 << 30)
+        try v2.writeFile(1, "copy", data)
+        XCTAssertEqual(v2.lock.withLock { v2.backgroundCompactions.adopted }, 0, line: line)
+        XCTAssertEqual(try v2.committedChunkHashes("copy"), chunks, "background chunking cut other chunks", line: line)
+    }
+
     func testASequentialWriteIsChunkedInTheBackgroundIntoTheSameChunks() throws {
         let home = try temporaryHome(self)
-        var options = VolumeOptions()
-        options.writeBufferLimit = 4 << 20
-        let v = try home.openVolume(options: options)
+        let v = try volume(home, buffer: 4 << 20)
         var rng = SeededRandom(41)
         let data = rng.bytes(24 << 20)
         let ino = try v.create(1, "seq", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
@@ -27,18 +46,7 @@ final class BackgroundCompactionTests: XCTestCase {
         waitForBackground(v)
         let counts = v.lock.withLock { v.backgroundCompactions }
         XCTAssertGreaterThan(counts.adopted, 2, "a 24 MiB write through a 4 MiB buffer: \(counts)")
-        XCTAssertEqual(try v.readFile(ino), data)
-        v.release(ino, handle: ino)
-        let background = try v.committedChunkHashes("seq")
-
-        // The same bytes written at once with a buffer that never fills: chunked at the commit only.
-        try v.close()
-        var big = VolumeOptions()
-        big.writeBufferLimit = 1 << 30
-        let v2 = try home.openVolume(options: big)
-        try v2.writeFile(1, "copy", data)
-        XCTAssertEqual(v2.lock.withLock { v2.backgroundCompactions.adopted }, 0)
-        XCTAssertEqual(try v2.committedChunkHashes("copy"), background, "background chunking cut other chunks")
+        try assertSameChunksAsAtCommit(v, home, ino, "seq", data)
     }
 
     /// The kernel's write-back sends a sequential writer's pages slightly out of order. The
@@ -47,9 +55,7 @@ final class BackgroundCompactionTests: XCTestCase {
     /// background compaction of a `dd` was thrown away).
     func testPagesArrivingOutOfOrderDoNotUndoTheBackgroundChunking() throws {
         let home = try temporaryHome(self)
-        var options = VolumeOptions()
-        options.writeBufferLimit = 4 << 20
-        let v = try home.openVolume(options: options)
+        let v = try volume(home, buffer: 4 << 20)
         var rng = SeededRandom(43)
         let data = rng.bytes(24 << 20)
         let ino = try v.create(1, "late", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
@@ -68,24 +74,14 @@ final class BackgroundCompactionTests: XCTestCase {
         let counts = v.lock.withLock { v.backgroundCompactions }
         XCTAssertGreaterThan(counts.adopted, 2, "\(counts)")
         XCTAssertEqual(counts.discarded, 0, "background chunking undone by late pages: \(counts)")
-        XCTAssertEqual(try v.readFile(ino), data)
-        v.release(ino, handle: ino)
-        let chunks = try v.committedChunkHashes("late")
-        try v.close()
-        var big = VolumeOptions()
-        big.writeBufferLimit = 1 << 30
-        let v2 = try home.openVolume(options: big)
-        try v2.writeFile(1, "copy", data)
-        XCTAssertEqual(try v2.committedChunkHashes("copy"), chunks, "background chunking cut other chunks")
+        try assertSameChunksAsAtCommit(v, home, ino, "late", data)
     }
 
     /// Scattered writes into a stored file are not chunked in the background: that would rewrite
     /// every stored chunk they touch, and the next scattered write below would undo it.
     func testScatteredWritesAreNotChunkedInTheBackground() throws {
         let home = try temporaryHome(self)
-        var options = VolumeOptions()
-        options.writeBufferLimit = 2 << 20
-        let v = try home.openVolume(options: options)
+        let v = try volume(home, buffer: 2 << 20)
         var rng = SeededRandom(44)
         var model = rng.bytes(16 << 20)
         let ino = try v.writeFile(1, "scattered", model)
