@@ -312,18 +312,21 @@ final class FileData {
         size = newSize
     }
 
-    /// A copy to chunk off the volume's lock (`materialize` on it), while writes go on here. Pages
-    /// are shared copy-on-write, so the copy costs a dictionary, not the data.
+    /// A copy to chunk off the volume's lock (`materialize` on it), while writes go on here, or nil
+    /// if it would hold fewer than `minimum` unsaved bytes. Pages are shared copy-on-write, so the
+    /// copy costs a dictionary, not the data.
     ///
-    /// The copy ends where the written bytes stop being contiguous (`contiguousEnd`): past the
+    /// The copy ends where the written bytes stop being contiguous (`contiguousRun`): past the
     /// stored chunks, a page never written reads as zeros, and with the kernel's write-back cache a
     /// sequential writer's pages arrive slightly out of order, so the pages just below the newest
     /// are usually still on their way. Chunking them as zeros made nearly every background
     /// compaction of a 1 GiB `dd` garbage (the missing pages arrived below its end), and the
     /// writer then chunked everything again under the lock.
-    func snapshot() -> FileData {
+    func snapshot(holdingAtLeast minimum: Int) -> FileData? {
+        let (end, bytes) = contiguousRun()
+        guard bytes >= minimum else { return nil }
         let copy = FileData(stored: nil, size: 0)
-        copy.size = contiguousEnd()
+        copy.size = end
         copy.base = base
         copy.baseOffsets = baseOffsets
         copy.baseEnd = baseEnd
@@ -338,16 +341,26 @@ final class FileData {
         return copy
     }
 
-    /// The size, or the start of the first page past the stored chunks that was never written.
-    private func contiguousEnd() -> UInt64 {
+    /// Where the run of written bytes that starts at the lowest unsaved page ends, and the unsaved
+    /// bytes in it. Over the stored chunks the run goes on whether or not a page holds the bytes;
+    /// past them it stops at the first page never written (a hole before the lowest unsaved page
+    /// is taken as one). Only the run is walked, not every page: this is asked on writes while the
+    /// buffer is half full.
+    private func contiguousRun() -> (end: UInt64, bytes: Int) {
         let ps = UInt64(Self.pageSize), stored = min(baseEnd, baseLimit)
-        var page = stored / ps
+        guard dirtyLow != .max else { return (size, 0) }
+        var page = dirtyLow / ps
+        var bytes = 0
         while page * ps < size {
-            guard let p = pages[page] else { return max(stored, page * ps) }
-            if p.count < Self.pageSize { return min(size, max(stored, page * ps + UInt64(p.count))) }
+            if let p = pages[page] {
+                bytes += p.count
+                if p.count < Self.pageSize { return (min(size, max(stored, page * ps + UInt64(p.count))), bytes) }
+            } else if (page + 1) * ps > stored {
+                return (max(stored, page * ps), bytes)
+            }
             page += 1
         }
-        return size
+        return (size, bytes)
     }
 
     private func recomputeDirtyRange() {
@@ -362,12 +375,6 @@ final class FileData {
     /// throw the result away: 64 MiB of random 4 KiB writes into a 1 GiB file had the background
     /// re-chunk the whole file for nothing, then the writer do it again.
     var writesAreDense: Bool { dirtyBytes > 0 && UInt64(dirtyBytes) * 2 >= dirtyHigh &- dirtyLow }
-
-    /// Unsaved bytes a snapshot would chunk (those below its end).
-    func dirtyBytesInSnapshot() -> Int {
-        let end = contiguousEnd(), ps = UInt64(Self.pageSize)
-        return pages.reduce(0) { $0 + ($1.key * ps < end ? $1.value.count : 0) }
-    }
 
     /// Takes the chunks a snapshot made (see `snapshot`), if nothing since could have changed
     /// the bytes they hold: no new chunks, no truncation, and no write below where they end (a

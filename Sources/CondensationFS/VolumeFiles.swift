@@ -143,8 +143,8 @@ extension Volume {
     private func compactInBackground() {
         guard let n = buffered.values.max(by: { ($0.file?.dirtyBytes ?? 0) < ($1.file?.dirtyBytes ?? 0) }),
               let f = n.file, f.size > UInt64(FileData.inlineLimit), f.writesAreDense,
-              f.dirtyBytesInSnapshot() >= options.writeBufferLimit / 8 else { return }
-        let job = BackgroundCompaction(node: n, file: f, copy: f.snapshot(), keepTail: n.openCount > 0)
+              let copy = f.snapshot(holdingAtLeast: options.writeBufferLimit / 8) else { return }
+        let job = BackgroundCompaction(node: n, file: f, copy: copy, keepTail: n.openCount > 0)
         backgroundCompaction = n
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             let chunked: Bool

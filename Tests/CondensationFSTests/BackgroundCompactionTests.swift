@@ -77,6 +77,28 @@ final class BackgroundCompactionTests: XCTestCase {
         try assertSameChunksAsAtCommit(v, home, ino, "late", data)
     }
 
+    /// A hole before the first page written is a hole, not a page still on its way: a file written
+    /// from 1 MiB on is chunked in the background as soon as half the buffer is full (3 MiB through
+    /// a 4 MiB buffer), as a file written from its start is.
+    func testAFileWrittenAfterALeadingHoleIsChunkedInTheBackground() throws {
+        let home = try temporaryHome(self)
+        let v = try volume(home, buffer: 4 << 20)
+        var rng = SeededRandom(45)
+        let hole = 1 << 20
+        let data = [UInt8](repeating: 0, count: hole) + rng.bytes(3 << 20)
+        let ino = try v.create(1, "holey", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
+        var offset = hole
+        while offset < data.count {
+            let n = min(64 * 1024, data.count - offset)
+            _ = try data[offset..<(offset + n)].withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(offset), $0) }
+            offset += n
+        }
+        waitForBackground(v)
+        let counts = v.lock.withLock { v.backgroundCompactions }
+        XCTAssertEqual(counts.adopted, 1, "\(counts)")
+        try assertSameChunksAsAtCommit(v, home, ino, "holey", data)
+    }
+
     /// Scattered writes into a stored file are not chunked in the background: that would rewrite
     /// every stored chunk they touch, and the next scattered write below would undo it.
     func testScatteredWritesAreNotChunkedInTheBackground() throws {
