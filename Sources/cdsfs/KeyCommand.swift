@@ -77,7 +77,7 @@ struct KeyCommand: ParsableCommand {
             orFail("writing \(file)") { try FileSystem.writeAtomically(file, bytes, mode: 0o600, durable: true) }
             orFail("putting the backup key's public key on \(url)") { try remote.put(backup.actor, backup.publicKey.object) }
             orFail { try h.trust(backup.actor, remote: remote, publicKey: backup.publicKey) }
-            let report = orFail("sending the current version to the backup key") { try Syncer(home: h, remote: remote, volume: nil).push() }
+            let report = sendCurrentVersion(h, remote, "sending the current version to the backup key")
             print("wrote \(file): backup key \(backup.actor.hex), entrusted; \(report.messagesSent) message(s) sent")
         }
     }

@@ -41,6 +41,12 @@ func firstRemote(_ home: Home) -> (String, any Store) {
     return (url, orFail { try openRemote(url, home) })
 }
 
+/// Pushes the current version right after a change of who may read it (a device, an entrusted
+/// key), so that the new reader has it without waiting for the next commit; fails in one line.
+func sendCurrentVersion(_ home: Home, _ remote: any Store, _ what: String = "sending the current version") -> Syncer.Report {
+    orFail(what) { try Syncer(home: home, remote: remote, volume: nil).push() }
+}
+
 struct RemoteCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remote",
@@ -125,7 +131,7 @@ struct GroupCommand: ParsableCommand {
             let id = actorID(actor)
             let (_, remote) = firstRemote(h)
             orFail { try h.addMember(id, remote: remote) }
-            let report = orFail("sending the current version") { try Syncer(home: h, remote: remote, volume: nil).push() }
+            let report = sendCurrentVersion(h, remote)
             print("added \(id.hex); sent the current version (\(report.messagesSent) message(s))")
         }
     }

@@ -19,7 +19,7 @@ struct TrustCommand: ParsableCommand {
         let id = actorID(actor)
         let (_, remote) = firstRemote(h)
         orFail { try h.trust(id, remote: remote) }
-        let report = orFail("sending the current version") { try Syncer(home: h, remote: remote, volume: nil).push() }
+        let report = sendCurrentVersion(h, remote)
         print("entrusted \(id.hex); \(report.messagesSent) message(s) sent")
     }
 }
