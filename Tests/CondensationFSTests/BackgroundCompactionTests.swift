@@ -95,7 +95,7 @@ final class BackgroundCompactionTests: XCTestCase {
         }
         waitForBackground(v)
         let counts = v.lock.withLock { v.backgroundCompactions }
-        XCTAssertEqual(counts.adopted, 1, "\(counts)")
+        XCTAssertGreaterThan(counts.adopted, 0, "\(counts)")
         try assertSameChunksAsAtCommit(v, home, ino, "holey", data)
     }
 
