@@ -9,6 +9,19 @@ final class ContainerTests: XCTestCase {
     private let control = Volume.containerAttribute
 
     /// `Projects/` with a file, a subfolder and a large file; committed.
+    /// Two devices of one group through a folder store, B joined and up to date with A.
+    private func twoDevices() throws -> (FolderStore, Home, Home) {
+        let dir = try temporaryDirectory(self)
+        let remote = try FolderStore.create(dir + "/remote")
+        let a = try Home.create(path: dir + "/a")
+        let b = try Home.create(path: dir + "/b", joining: true)
+        _ = try Syncer(home: b, remote: remote, volume: nil).push()
+        try a.addMember(b.keyPair.actor, remote: remote)
+        _ = try Syncer(home: a, remote: remote, volume: nil).push()
+        _ = try Syncer(home: b, remote: remote, volume: nil).pull()
+        return (remote, a, b)
+    }
+
     private func projects(_ v: Volume) throws -> Inode {
         let p = try v.mkdir(1, "Projects", mode: 0o755, uid: 0, gid: 0).ino
         try v.writeFile(p, "plan.txt", Array("the plan".utf8))
@@ -182,17 +195,8 @@ final class ContainerTests: XCTestCase {
     /// The other device of the group gets the container with the ordinary sync, and a change inside
     /// it made there comes back as the container's next version.
     func testAContainerTravelsToTheOtherDevice() throws {
-        var template = Array("/tmp/cdsfs-container-XXXXXX".utf8CString)
-        let dir = String(cString: mkdtemp(&template)!)
-        addTeardownBlock { _ = system("rm -rf '\(dir)'") }
-        let remote = try FolderStore.create(dir + "/remote")
-        let a = try Home.create(path: dir + "/a")
-        let b = try Home.create(path: dir + "/b", joining: true)
+        let (remote, a, b) = try twoDevices()
         let sa = Syncer(home: a, remote: remote, volume: nil)
-        _ = try Syncer(home: b, remote: remote, volume: nil).push()
-        try a.addMember(b.keyPair.actor, remote: remote)
-        _ = try sa.push()
-        _ = try Syncer(home: b, remote: remote, volume: nil).pull()
 
         let va = try a.openVolume(options: VolumeOptions())
         let vb = try b.openVolume(options: VolumeOptions())  // mounted on B meanwhile: the merge refreshes it
@@ -227,16 +231,7 @@ final class ContainerTests: XCTestCase {
     /// (no conflict copy of the whole folder), both devices reach the same head, and a removal of a
     /// recipient on one side with its new secret survives the merge.
     func testAContainerChangedOnTwoDevicesMerges() throws {
-        var template = Array("/tmp/cdsfs-container-XXXXXX".utf8CString)
-        let dir = String(cString: mkdtemp(&template)!)
-        addTeardownBlock { _ = system("rm -rf '\(dir)'") }
-        let remote = try FolderStore.create(dir + "/remote")
-        let a = try Home.create(path: dir + "/a")
-        let b = try Home.create(path: dir + "/b", joining: true)
-        _ = try Syncer(home: b, remote: remote, volume: nil).push()
-        try a.addMember(b.keyPair.actor, remote: remote)
-        _ = try Syncer(home: a, remote: remote, volume: nil).push()
-        _ = try Syncer(home: b, remote: remote, volume: nil).pull()
+        let (remote, a, b) = try twoDevices()
         let va = try a.openVolume(options: VolumeOptions())
         let vb = try b.openVolume(options: VolumeOptions())
         let sa = Syncer(home: a, remote: remote, volume: va), sb = Syncer(home: b, remote: remote, volume: vb)

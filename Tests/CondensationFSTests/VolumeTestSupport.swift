@@ -3,13 +3,18 @@ import Condensation
 import Glibc
 import XCTest
 
-/// A fresh home in a temporary folder, removed by the test's teardown.
-func temporaryHome(_ test: XCTestCase) throws -> Home {
+/// A fresh temporary folder, removed by the test's teardown.
+func temporaryDirectory(_ test: XCTestCase) throws -> String {
     var template = Array("/tmp/cdsfs-test-XXXXXX".utf8CString)
     guard let dir = mkdtemp(&template) else { throw FSError.io }
     let path = String(cString: dir)
     test.addTeardownBlock { _ = system("rm -rf '\(path)'") }
-    return try Home.create(path: path + "/home")
+    return path
+}
+
+/// A fresh home in a temporary folder, removed by the test's teardown.
+func temporaryHome(_ test: XCTestCase) throws -> Home {
+    try Home.create(path: try temporaryDirectory(test) + "/home")
 }
 
 extension Volume {

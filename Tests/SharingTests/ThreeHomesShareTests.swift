@@ -67,18 +67,7 @@ final class ThreeHomesShareTests: SyncTestCase {
     }
 
     func testAliceSharesProjectsWithBobReadOnly() throws {
-        let a1 = try makeDevice("alice1", joining: false)
-        let a2 = try makeDevice("alice2", joining: true)
-        try must(["group", "add", "--home", a1.home, a2.id])
-        XCTAssert(try must(["sync", "--home", a2.home]).contains("joined"))
-        let bob = try makeDevice("bob", joining: false)
-        try must(["sync", "--home", bob.home])
-        try must(["sync", "--home", a1.home])
-        try addContact(bob, named: "bob", to: a1)
-        try addContact(a1, named: "alice", to: bob)
-        try must(["sync", "--home", a1.home])
-        try must(["sync", "--home", a2.home])
-        for d in [a1, a2, bob] { try mount(d) }
+        let (a1, a2, bob) = try threeHomes()
 
         let secretName = "unshared-\(UInt32.random(in: 0...UInt32.max))"
         let secretText = "private-content-\(UInt32.random(in: 0...UInt32.max))"
