@@ -16,6 +16,16 @@ final class BackgroundCompactionTests: XCTestCase {
         return try home.openVolume(options: options)
     }
 
+    /// Creates file `name` and writes `data` from `start` on, 64 KiB at a time, in order.
+    private func writeInOrder(_ v: Volume, _ name: String, _ data: [UInt8], from start: Int = 0) throws -> Inode {
+        let ino = try v.create(1, name, mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
+        for offset in stride(from: start, to: data.count, by: 64 * 1024) {
+            let n = min(64 * 1024, data.count - offset)
+            _ = try data[offset..<(offset + n)].withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(offset), $0) }
+        }
+        return ino
+    }
+
     /// Checks that file `name` reads as `data`, closes it and `v`, then writes `data` at once in a
     /// volume whose buffer never fills (chunked at the commit only) and checks that it gets the
     /// chunks file `name` got.
@@ -36,13 +46,7 @@ final class BackgroundCompactionTests: XCTestCase {
         let v = try volume(home, buffer: 4 << 20)
         var rng = SeededRandom(41)
         let data = rng.bytes(24 << 20)
-        let ino = try v.create(1, "seq", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
-        var offset = 0
-        while offset < data.count {
-            let n = min(64 * 1024, data.count - offset)
-            _ = try data[offset..<(offset + n)].withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(offset), $0) }
-            offset += n
-        }
+        let ino = try writeInOrder(v, "seq", data)
         waitForBackground(v)
         let counts = v.lock.withLock { v.backgroundCompactions }
         XCTAssertGreaterThan(counts.adopted, 2, "a 24 MiB write through a 4 MiB buffer: \(counts)")
@@ -86,13 +90,7 @@ final class BackgroundCompactionTests: XCTestCase {
         var rng = SeededRandom(45)
         let hole = 1 << 20
         let data = [UInt8](repeating: 0, count: hole) + rng.bytes(3 << 20)
-        let ino = try v.create(1, "holey", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
-        var offset = hole
-        while offset < data.count {
-            let n = min(64 * 1024, data.count - offset)
-            _ = try data[offset..<(offset + n)].withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(offset), $0) }
-            offset += n
-        }
+        let ino = try writeInOrder(v, "holey", data, from: hole)
         waitForBackground(v)
         let counts = v.lock.withLock { v.backgroundCompactions }
         XCTAssertGreaterThan(counts.adopted, 0, "\(counts)")
