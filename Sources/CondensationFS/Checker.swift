@@ -126,7 +126,11 @@ public final class Checker {
         case .chunks(let chunks)?: checkChunks(chunks)
         case .chunkList(let link, _)?:
             guard let r = record(link, "chunk list") else { return }
-            let chunks = (r.child(EntryLabel.chunks)?.children ?? []).compactMap(ChunkRef.init(record:))
+            var chunks: [ChunkRef] = []
+            for c in r.child(EntryLabel.chunks)?.children ?? [] {
+                guard let ref = ChunkRef(record: c) else { return problem(link.hash, "chunk list has a malformed entry") }
+                chunks.append(ref)
+            }
             checkChunks(chunks)
         default: break
         }
@@ -153,17 +157,19 @@ public final class Checker {
         }
     }
 
+    /// Each chunk is opened once (`fetch`), however many pieces of it the lists name: a patch
+    /// object holds the pages of many places in a file.
     private func checkChunks(_ chunks: [ChunkRef]) {
         for c in chunks {
             guard let link = c.link, let o = fetch(link.hash) else { continue }
             let blocks = ContentContext.blocks
-            let expected = c.sealedInBlocks ? blocks.sealedSize(plaintext: Int(c.length)) : Int(c.length)
+            let expected = c.sealedInBlocks ? blocks.sealedSize(plaintext: Int(c.chunkLength)) : Int(c.chunkLength)
             if o.hashCount != 0 || o.dataCount != expected {
-                problem(link.hash, "chunk holds \(o.dataCount) bytes, its list says \(c.length)")
+                problem(link.hash, "chunk holds \(o.dataCount) bytes, its list says \(c.chunkLength)")
             } else if c.sealedInBlocks {
                 // The hash matched; the blocks must open too (else the writer sealed them wrong).
                 var data = Array(o.data)
-                let ok = data.withUnsafeMutableBytes { blocks.open($0, plaintext: Int(c.length), key: link.key) }
+                let ok = data.withUnsafeMutableBytes { blocks.open($0, plaintext: Int(c.chunkLength), key: link.key) }
                 if !ok { problem(link.hash, "chunk's blocks fail their check") }
             }
         }

@@ -51,10 +51,10 @@ final class ContentContext: Sendable {
         guard ref.sealedInBlocks else { return try wholeChunk(link) }
         let key = PieceKey(link.hash, block: block)
         if let bytes = cache.get(key) { return bytes }
-        try load(ChunkRead(link: link, length: Int(ref.length), sealedInBlocks: true, blocks: block..<(block + 1)))
+        try load(ChunkRead(link: link, length: Int(ref.chunkLength), sealedInBlocks: true, blocks: block..<(block + 1)))
         if let bytes = cache.get(key) { return bytes }
         // Evicted at once by other loads: rare; read it again and keep it out of the cache.
-        return try readBlocks(link, length: Int(ref.length), block..<(block + 1), cacheThem: false)[0]
+        return try readBlocks(link, length: Int(ref.chunkLength), block..<(block + 1), cacheThem: false)[0]
     }
 
     /// Whether a piece is decrypted in the cache.

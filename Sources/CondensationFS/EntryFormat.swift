@@ -10,7 +10,7 @@ import Glibc
 ///       x → { <attribute name> → <value> }
 ///       s → size (files)
 ///       i → inline content (small files)
-///       k → { <length> → <key> #chunk, <length> (a hole) … }   chunk list, inline
+///       k → { <length> → <key> #chunk, <length> (a hole) … }   chunk list, inline (`ChunkRef`)
 ///       K → <key> #chunk-list-object                              chunk list, as an object of `k` children
 ///       d → <key> #directory-object      n → number of subdirectories (for nlink without loading it)
 ///       l → symlink target
@@ -25,6 +25,8 @@ enum EntryLabel {
     static let container = "C", recipients = "R", owner = "O"
     /// A chunk sealed in AES-256-GCM blocks (see `ContentContext`), not AES-256-CTR as a whole.
     static let sealedBlocks = "g"
+    /// A part of a patch object (see `ChunkRef`).
+    static let patch = "p"
 }
 
 /// Metadata every node has.
@@ -88,17 +90,40 @@ struct Metadata: Equatable, Sendable {
 /// One piece of a file: `length` bytes stored in the chunk `link`, or zeros (a hole) without one.
 /// `<length> → <key>#chunk` for a chunk encrypted whole with AES-256-CTR (the first format), and
 /// `<length> → (<key>#chunk, "g")` for one sealed in AES-256-GCM blocks, which every new chunk is.
+///
+/// A piece can be part of a sealed chunk: `<length> → (<key>#chunk, "g", <offset>, <chunk length>)`
+/// for a part of a content-defined chunk (what is left of it around a patch), and the same with
+/// `"p"` for a part of a patch object (the scattered pages of one commit, sealed together; see
+/// `FileData.materialize`). Readers that know only whole chunks refuse both, rather than read the
+/// piece as the start of its chunk.
 struct ChunkRef: Equatable, Sendable {
     var length: UInt64
     var link: HashAndKey?
     /// Sealed in blocks that can be read and checked one at a time.
     var sealedInBlocks: Bool
+    /// Where the piece starts in the chunk's plaintext, and the chunk's plaintext length (the
+    /// blocks are the chunk's: block i starts at i · 16 KiB of the chunk, not of the piece).
+    var offset: UInt64 = 0
+    var chunkLength: UInt64
+    /// A part of a patch object, not of a content-defined chunk: its start is not a cut.
+    var isPatch = false
+
+    var isWholeChunk: Bool { offset == 0 && chunkLength == length && !isPatch }
+    /// Chunking may start or stop here without changing what a full chunking would cut: a hole,
+    /// or the start of a content-defined chunk.
+    var startsAtCut: Bool { link == nil || (offset == 0 && !isPatch) }
 
     var record: Record {
         var r = Record(Values.unsigned(length))
         if let link {
             r.children = [link.record]
-            if sealedInBlocks { r.children.append(Record(text: EntryLabel.sealedBlocks)) }
+            if isPatch || !isWholeChunk {
+                r.children.append(Record(text: isPatch ? EntryLabel.patch : EntryLabel.sealedBlocks))
+                r.children.append(Record(Values.unsigned(offset)))
+                r.children.append(Record(Values.unsigned(chunkLength)))
+            } else if sealedInBlocks {
+                r.children.append(Record(text: EntryLabel.sealedBlocks))
+            }
         }
         return r
     }
@@ -107,21 +132,54 @@ struct ChunkRef: Equatable, Sendable {
         self.length = length
         self.link = link
         self.sealedInBlocks = link != nil && sealedInBlocks
+        chunkLength = length
+    }
+
+    /// `length` bytes at `offset` of a sealed chunk or patch object of `chunkLength` bytes.
+    init(length: UInt64, link: HashAndKey, offset: UInt64, chunkLength: UInt64, isPatch: Bool) {
+        self.length = length
+        self.link = link
+        sealedInBlocks = true
+        self.offset = offset
+        self.chunkLength = chunkLength
+        self.isPatch = isPatch
+    }
+
+    /// `count` bytes of this piece from `start` on (a hole stays a hole).
+    func slice(_ start: UInt64, _ count: UInt64) -> ChunkRef {
+        guard link != nil else { return ChunkRef(length: count, link: nil) }
+        var s = self
+        s.length = count
+        s.offset += start
+        return s
     }
 
     init?(record: Record) {
         guard let length = record.unsigned, length > 0 else { return nil }
         self.length = length
-        if let child = record.firstChild {
-            guard let link = HashAndKey(record: child) else { return nil }
-            self.link = link
-            let rest = record.children.dropFirst()
-            guard rest.isEmpty || (rest.count == 1 && rest.first!.text == EntryLabel.sealedBlocks) else { return nil }
-            sealedInBlocks = !rest.isEmpty
-        } else {
+        chunkLength = length
+        sealedInBlocks = false
+        guard let child = record.firstChild else {
             link = nil
-            sealedInBlocks = false
+            return
         }
+        guard let link = HashAndKey(record: child) else { return nil }
+        self.link = link
+        let rest = Array(record.children.dropFirst())
+        switch rest.count {
+        case 0: return
+        case 1:
+            guard rest[0].text == EntryLabel.sealedBlocks, rest[0].children.isEmpty else { return nil }
+        case 3:
+            guard rest[0].text == EntryLabel.sealedBlocks || rest[0].text == EntryLabel.patch, rest[0].children.isEmpty,
+                  let offset = rest[1].unsigned, let chunkLength = rest[2].unsigned,
+                  offset < chunkLength, length <= chunkLength - offset else { return nil }
+            self.offset = offset
+            self.chunkLength = chunkLength
+            isPatch = rest[0].text == EntryLabel.patch
+        default: return nil
+        }
+        sealedInBlocks = true
     }
 }
 

@@ -133,7 +133,7 @@ final class FileData {
                 let bs = ContentContext.blocks.blockSize
                 var copied = 0
                 while copied < n {
-                    let at = within + copied
+                    let at = Int(ref.offset) + within + copied
                     let piece = try ctx.piece(ref, block: at / bs)
                     let from = at % bs
                     let m = min(n - copied, piece.count - from)
@@ -175,11 +175,12 @@ final class FileData {
             defer { i += 1 }
             guard let link = base[i].link, !coveredByPages(start, stop) else { continue }
             if base[i].sealedInBlocks {
-                var first = Int((start - baseOffsets[i]) / bs), last = Int((stop - 1 - baseOffsets[i]) / bs)
+                let at = base[i].offset &- baseOffsets[i]  // chunk position = file position + at
+                var first = Int((start &+ at) / bs), last = Int((stop - 1 &+ at) / bs)
                 while first <= last && ctx.isCached(link, block: first) { first += 1 }
                 while last >= first && ctx.isCached(link, block: last) { last -= 1 }
                 if first <= last {
-                    out.append(ChunkRead(link: link, length: Int(base[i].length), sealedInBlocks: true, blocks: first..<(last + 1)))
+                    out.append(ChunkRead(link: link, length: Int(base[i].chunkLength), sealedInBlocks: true, blocks: first..<(last + 1)))
                 }
             } else if !ctx.isCached(link, block: nil) {
                 out.append(ChunkRead(link: link, length: Int(base[i].length), sealedInBlocks: false, blocks: 0..<1))
@@ -400,21 +401,27 @@ final class FileData {
     /// touches (for an append, the old last chunk), and goes on past its end until a cut falls on
     /// an old boundary again. So no chunk ends where a buffer happened to fill up, and the same bytes
     /// written in any block sizes, in any order, give the same chunks.
+    ///
+    /// Except where the pages are scattered thinly over the chunks they touch (a database, `fio`'s
+    /// random writes): re-chunking would seal every touched chunk again, 300 KiB for each 4 KiB
+    /// page (a commit after 64 MiB of random writes into a 1 GiB file re-sealed the whole file).
+    /// Those pages are *patched* instead: sealed together into patch objects, the list naming
+    /// them as pieces between what is left of the chunks around them (see `Group.isPatched`). The
+    /// next dense rewrite of the region, or a chunk cut into too many pieces, chunks it canonically
+    /// again.
     @discardableResult
     func materialize(_ ctx: ContentContext, keepTail: Bool = false) throws(FSError) -> Bool {
         try loadList(ctx)
         if inline != nil { return true }  // inline content is only ever clean: writes turn it into pages
-        let ps = UInt64(Self.pageSize)
-        var regions: [(UInt64, UInt64)] = pages.keys.sorted().compactMap { k in
-            let s = k * ps
-            return s < size ? (s, min(s + ps, size)) : nil
-        }
+        var regions = pageRuns()
         if baseLimit < baseEnd && baseLimit > 0 {
             // Truncated into a chunk: rewrite what is left of it.
-            regions.append((baseLimit - 1, baseLimit))
+            regions.append(Region(start: baseLimit - 1, end: baseLimit, truncated: true))
+            regions.sort { $0.start < $1.start }
         }
-        regions = widen(regions.sorted { $0.0 < $1.0 })
-        if regions.isEmpty && baseEnd == size && baseLimit >= baseEnd { return true }
+        let groups = widen(regions)
+        if groups.isEmpty && baseEnd == size && baseLimit >= baseEnd { return true }
+        let patches = try storePatches(groups, ctx)
 
         let limit = min(baseEnd, baseLimit)
         var newChunks: [ChunkRef] = []
@@ -430,11 +437,18 @@ final class FileData {
             }
         }
         var tail: UInt64?
-        for (s0, end) in regions where end > cover {
-            let start = max(s0, cover)
+        for (g, group) in groups.enumerated() where group.end > cover {
+            if group.isPatched && group.start >= cover {
+                keepBase(until: group.start)
+                newChunks += patchedPieces(group, patches[g])
+                cover = group.end
+                while i < base.count && baseOffsets[i] < cover { i += 1 }
+                continue
+            }
+            let start = max(group.start, cover)
             keepBase(until: start)
             if start > cover { newChunks.append(ChunkRef(length: start - cover, link: nil)) }
-            let (stop, open) = try chunkRegion(start, end, keepTail: keepTail, ctx) { newChunks.append($0) }
+            let (stop, open) = try chunkRegion(start, group.end, keepTail: keepTail, ctx) { newChunks.append($0) }
             cover = stop
             if open {
                 tail = stop
@@ -442,6 +456,7 @@ final class FileData {
             }
             while i < base.count && baseOffsets[i] < cover { i += 1 }
         }
+        let ps = UInt64(Self.pageSize)
         if let tail {
             // Keep the pages holding the tail; the base now ends where the tail starts.
             pages = pages.filter { ($0.key + 1) * ps > tail }
@@ -459,10 +474,147 @@ final class FileData {
         return true
     }
 
-    /// True if a valid base chunk starts at `offset`: chunking can stop there and keep the rest.
+    /// A range of the file that changed: written pages, or the end of a chunk truncated into.
+    private struct Region {
+        var start: UInt64
+        var end: UInt64
+        var truncated = false
+    }
+
+    /// The changed regions widened to the chunks they touch: what one re-chunking (or one patching)
+    /// covers.
+    private struct Group {
+        var start: UInt64
+        var end: UInt64
+        var runs: [Region]
+        /// Patched rather than re-chunked (decided by `decidePatching`).
+        var isPatched = false
+    }
+
+    /// The unsaved pages as runs of consecutive pages, up to the size.
+    private func pageRuns() -> [Region] {
+        let ps = UInt64(Self.pageSize)
+        var runs: [Region] = []
+        for k in pages.keys.sorted() {
+            let s = k * ps
+            guard s < size else { break }
+            let e = min(s + ps, size)
+            if let last = runs.last, last.end == s {
+                runs[runs.count - 1].end = e
+            } else {
+                runs.append(Region(start: s, end: e))
+            }
+        }
+        return runs
+    }
+
+    /// A patch object holds at most this much (like the largest chunk): what a piece keeps alive
+    /// after the rest of its patch was overwritten stays bounded.
+    static let patchSize = 1 << 20
+
+    /// Whether a group is patched: it lies within the stored chunks (sealed in blocks, or holes),
+    /// its pages fill at most a quarter of it in runs shorter than the smallest chunk (a longer
+    /// run is content, written in order, that chunks as any copy of it would), and the pieces its
+    /// chunks would be cut into stay
+    /// few: at most 32 per group, or one per 32 KiB of a larger one (a sparse file's hole). A
+    /// chunk that would go past that is chunked again, canonically, so that a file written at
+    /// random for ever (a database) does not fall apart into 4 KiB pieces, each read from another
+    /// patch object.
+    private func decidePatching(_ group: inout Group) {
+        guard !group.runs.contains(where: \.truncated), group.end <= min(baseEnd, baseLimit) else { return }
+        let length = group.end - group.start
+        let dirty = group.runs.reduce(0) { $0 + ($1.end - $1.start) }
+        guard dirty * 4 <= length, group.runs.allSatisfy({ $0.end - $0.start < UInt64(Chunker.minimumSize) }) else { return }
+        let first = chunkIndex(group.start), last = chunkIndex(group.end - 1)
+        guard base[first...last].allSatisfy({ $0.link == nil || $0.sealedInBlocks }) else { return }
+        let pieces = UInt64(last - first + 1 + 2 * group.runs.count)
+        group.isPatched = pieces <= max(32, length / 32768)
+    }
+
+    /// Seals the pages of the patched groups into patch objects, a few at a time on the sealing
+    /// threads; returns for each group the pieces that name its pages, in the order of its runs
+    /// (holes where a patch object was all zeros).
+    private func storePatches(_ groups: [Group], _ ctx: ContentContext) throws(FSError) -> [[ChunkRef]] {
+        // Where each run's bytes go: patch objects of up to `patchSize`, filled in file order.
+        struct Segment { var group: Int; var fileOffset: UInt64; var length: Int; var patch: Int; var at: Int }
+        var segments: [Segment] = []
+        var patchLengths: [Int] = []
+        for (g, group) in groups.enumerated() where group.isPatched {
+            for run in group.runs {
+                var pos = run.start
+                while pos < run.end {
+                    if patchLengths.isEmpty || patchLengths[patchLengths.count - 1] == Self.patchSize { patchLengths.append(0) }
+                    let p = patchLengths.count - 1
+                    let n = min(Int(run.end - pos), Self.patchSize - patchLengths[p])
+                    segments.append(Segment(group: g, fileOffset: pos, length: n, patch: p, at: patchLengths[p]))
+                    patchLengths[p] += n
+                    pos += UInt64(n)
+                }
+            }
+        }
+        var out = [[ChunkRef]](repeating: [], count: groups.count)
+        guard !segments.isEmpty else { return out }
+        // Eight at a time: 8 MiB of memory, whatever the pages hold.
+        var links: [HashAndKey?] = []
+        let batch = 8
+        var next = 0
+        for first in stride(from: 0, to: patchLengths.count, by: batch) {
+            let range = first..<min(first + batch, patchLengths.count)
+            let buffers = range.map { UnsafeMutableRawBufferPointer.allocate(byteCount: patchLengths[$0], alignment: 64) }
+            defer { buffers.forEach { $0.deallocate() } }
+            while next < segments.count && segments[next].patch < range.upperBound {
+                let s = segments[next]
+                let b = buffers[s.patch - first]
+                _ = try read(s.fileOffset, into: UnsafeMutableRawBufferPointer(rebasing: b[s.at..<(s.at + s.length)]), ctx)
+                next += 1
+            }
+            links += try SealingBatch(buffers.map { UnsafeRawBufferPointer($0) }, ctx).wait()
+        }
+        for s in segments {
+            if let link = links[s.patch] {
+                out[s.group].append(ChunkRef(length: UInt64(s.length), link: link, offset: UInt64(s.at),
+                                             chunkLength: UInt64(patchLengths[s.patch]), isPatch: true))
+            } else {
+                out[s.group].append(ChunkRef(length: UInt64(s.length), link: nil))
+            }
+        }
+        return out
+    }
+
+    /// A patched group's new pieces: the stored pieces between its runs, cut where the runs start
+    /// and end, and the patch pieces for the runs.
+    private func patchedPieces(_ group: Group, _ patches: [ChunkRef]) -> [ChunkRef] {
+        var out: [ChunkRef] = []
+        func keep(_ from: UInt64, _ to: UInt64) {
+            var pos = from
+            while pos < to {
+                let j = chunkIndex(pos)
+                let n = min(to, baseOffsets[j] + base[j].length) - pos
+                out.append(base[j].slice(pos - baseOffsets[j], n))
+                pos += n
+            }
+        }
+        var pos = group.start
+        var k = 0
+        for run in group.runs {
+            keep(pos, run.start)
+            var left = run.end - run.start
+            while left > 0 {
+                out.append(patches[k])
+                left -= patches[k].length
+                k += 1
+            }
+            pos = run.end
+        }
+        keep(pos, group.end)
+        return out
+    }
+
+    /// True if a valid base chunk starts at `offset` at a cut: chunking can stop there and keep the rest.
     private func isBaseBoundary(_ offset: UInt64) -> Bool {
         guard offset < min(baseEnd, baseLimit), !baseOffsets.isEmpty else { return false }
-        return baseOffsets[chunkIndex(offset)] == offset
+        let j = chunkIndex(offset)
+        return baseOffsets[j] == offset && base[j].startsAtCut
     }
 
     /// Cuts the current content from `start` into chunks and stores them, a window at a time (a few
@@ -542,28 +694,37 @@ final class FileData {
         }
     }
 
-    /// Widens each region to the base chunks it touches (an append takes the old last chunk with
-    /// it) and merges overlapping regions.
-    private func widen(_ regions: [(UInt64, UInt64)]) -> [(UInt64, UInt64)] {
-        var out: [(UInt64, UInt64)] = []
+    /// Widens each region to the content-defined chunks it touches (an append takes the old last
+    /// chunk with it; a piece of a patched chunk takes the whole chunk) and merges overlapping ones.
+    private func widen(_ regions: [Region]) -> [Group] {
+        var out: [Group] = []
         let limit = min(baseEnd, baseLimit)
-        for (s0, e0) in regions {
-            var s = s0, e = e0
+        /// The first entry of the chunk entry `j` is a piece of.
+        func cutAtOrBefore(_ j: Int) -> Int {
+            var j = j
+            while j > 0 && !base[j].startsAtCut { j -= 1 }
+            return j
+        }
+        for region in regions {
+            var s = region.start, e = region.end
             if s < limit {
-                s = baseOffsets[chunkIndex(s)]
+                s = baseOffsets[cutAtOrBefore(chunkIndex(s))]
             } else if s == limit && limit == baseEnd && limit > 0 {
-                s = baseOffsets[chunkIndex(limit - 1)]
+                s = baseOffsets[cutAtOrBefore(chunkIndex(limit - 1))]
             }
             if e < limit, e > 0 {
-                let j = chunkIndex(e - 1)
+                var j = chunkIndex(e - 1)
+                while j + 1 < base.count && !base[j + 1].startsAtCut { j += 1 }
                 e = min(baseOffsets[j] + base[j].length, size)
             }
-            if let last = out.last, s <= last.1 {
-                out[out.count - 1].1 = max(last.1, e)
+            if let last = out.last, s <= last.end {
+                out[out.count - 1].end = max(last.end, e)
+                out[out.count - 1].runs.append(region)
             } else {
-                out.append((s, e))
+                out.append(Group(start: s, end: e, runs: [region]))
             }
         }
+        for g in out.indices { decidePatching(&out[g]) }
         return out
     }
 
@@ -571,7 +732,7 @@ final class FileData {
         var out: [ChunkRef] = []
         for c in chunks where c.length > 0 {
             if c.link == nil, let last = out.last, last.link == nil {
-                out[out.count - 1].length += c.length
+                out[out.count - 1] = ChunkRef(length: last.length + c.length, link: nil)
             } else {
                 out.append(c)
             }

@@ -122,4 +122,39 @@ final class ChunkFormatTests: XCTestCase {
         r.children[1] = Record(text: "x")
         XCTAssertNil(ChunkRef(record: r))
     }
+    /// A piece of a sealed chunk reads the chunk's bytes from its offset on, whatever blocks it
+    /// starts and ends in (the last block of the chunk is shorter).
+    func testAPieceOfAChunkReadsFromItsOffset() throws {
+        let store = try FolderStore.create(dir + "/store")
+        let secrets = Secrets.random()
+        var rng = SeededRandom(14)
+        let data = rng.bytes(200_000)
+        let whole = try XCTUnwrap(try storeFile(data, ContentContext(store: store, secrets: secrets)).first)
+        XCTAssertEqual(whole.length, UInt64(data.count), "one chunk")
+        for (offset, length) in [(0, 5), (1, 16383), (16384, 16384), (30_000, 170_000), (199_999, 1), (5000, 100_000)] {
+            let piece = ChunkRef(length: UInt64(length), link: whole.link!, offset: UInt64(offset),
+                                 chunkLength: whole.length, isPatch: offset == 5000)
+            XCTAssertEqual(ChunkRef(record: piece.record), piece, "the record round-trips")
+            XCTAssertEqual(piece.record.children.count, 4)
+            XCTAssertEqual(piece.record.children[1].text, offset == 5000 ? "p" : "g")
+            let f = FileData(stored: .chunks([ChunkRef(length: 3, link: nil), piece]), size: UInt64(3 + length))
+            let ctx = ContentContext(store: store, secrets: secrets)
+            XCTAssertEqual(try read(f, 0, 3 + length, ctx), [0, 0, 0] + Array(data[offset..<(offset + length)]), "\(offset)+\(length)")
+            XCTAssert(try f.uncachedChunks(0, 3 + length, ctx).isEmpty, "the read cached the blocks it needed")
+        }
+    }
+
+    func testAPieceReachingPastItsChunkIsRefused() throws {
+        let link = HashAndKey(hash: Hash.of([1]), key: AESKey.random())
+        var r = ChunkRef(length: 10, link: link, offset: 90, chunkLength: 100, isPatch: true).record
+        XCTAssertNotNil(ChunkRef(record: r))
+        r.children[3] = Record(Values.unsigned(99))
+        XCTAssertNil(ChunkRef(record: r), "90 + 10 > 99")
+        r.children[3] = Record(Values.unsigned(90))
+        XCTAssertNil(ChunkRef(record: r), "starts at the end")
+        r.children.removeLast()
+        XCTAssertNil(ChunkRef(record: r), "no chunk length")
+        r.children.removeLast()
+        XCTAssertNil(ChunkRef(record: r), "a patch marker alone")
+    }
 }

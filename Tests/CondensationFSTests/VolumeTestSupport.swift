@@ -41,16 +41,21 @@ extension Volume {
 
     /// Commits, then lists the chunks of the file `name` in the root directory.
     func committedChunkHashes(_ name: String) throws -> [Hash] {
+        try committedChunks(name).compactMap { $0.link?.hash }
+    }
+
+    /// Commits, then lists the pieces (chunks, parts of chunks, holes) of the file `name` in the root.
+    func committedChunks(_ name: String) throws -> [ChunkRef] {
         try commit()
         let content = lock.withLock { () -> StoredContent? in
             let n = root.children?[name]
             return n?.file?.stored ?? n?.storedContent
         }
         switch content {
-        case .chunks(let c)?: return c.compactMap { $0.link?.hash }
+        case .chunks(let c)?: return c
         case .chunkList(let link, _)?:
             let r = try ObjectReader(store: home.store).record(link)
-            return (r.child(EntryLabel.chunks)?.children ?? []).compactMap { ChunkRef(record: $0)?.link?.hash }
+            return try (r.child(EntryLabel.chunks)?.children ?? []).map { try XCTUnwrap(ChunkRef(record: $0)) }
         default: return []
         }
     }

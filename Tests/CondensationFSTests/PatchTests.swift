@@ -1,0 +1,122 @@
+import Condensation
+@testable import CondensationFS
+import Glibc
+import XCTest
+
+/// Pages written here and there in a large file are sealed together into patch objects at a commit,
+/// and the chunks around them stay as they are (re-chunking sealed every touched chunk again: a
+/// 4 KiB write cost a ~300 KiB chunk). A dense rewrite, or a chunk cut into too many pieces, is
+/// chunked canonically again.
+final class PatchTests: XCTestCase {
+    private func volume(_ home: Home) throws -> Volume {
+        var options = VolumeOptions()
+        options.writeBufferLimit = 64 << 20
+        return try home.openVolume(options: options)
+    }
+
+    /// Writes `count` random pieces of up to 4 KiB at random offsets below `limit` into the file and
+    /// the model.
+    private func scatter(_ v: Volume, _ ino: Inode, _ model: inout [UInt8], count: Int, below limit: Int,
+                         _ rng: inout SeededRandom) throws {
+        for _ in 0..<count {
+            let n = Int.random(in: 1...4096, using: &rng)
+            let at = Int.random(in: 0..<(limit - n), using: &rng)
+            let bytes = rng.bytes(n)
+            model.replaceSubrange(at..<(at + n), with: bytes)
+            _ = try bytes.withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(at), $0) }
+        }
+    }
+
+    private func assertStoreChecks(_ home: Home, line: UInt = #line) {
+        let checker = Checker(home: home, progress: { _, _ in })
+        checker.run()
+        XCTAssertEqual(checker.problems.map(\.description), [], line: line)
+    }
+
+    func testScatteredWritesArePatchedAndTheChunksAroundThemKept() throws {
+        let home = try temporaryHome(self)
+        let v = try volume(home)
+        var rng = SeededRandom(61)
+        var model = rng.bytes(8 << 20)
+        let ino = try v.writeFile(1, "db", model)
+        let before = try v.committedChunks("db")
+        XCTAssert(before.allSatisfy(\.isWholeChunk))
+
+        try scatter(v, ino, &model, count: 40, below: model.count, &rng)
+        let after = try v.committedChunks("db")
+        XCTAssertEqual(Set(after.filter { !$0.isPatch }.compactMap(\.link?.hash)), Set(before.compactMap(\.link?.hash)),
+                       "every chunk is kept (as pieces around the patches), and no chunk is cut anew")
+        let patches = Set(after.filter(\.isPatch).compactMap(\.link?.hash))
+        XCTAssertEqual(patches.count, 1, "40 pages make one patch object")
+        XCTAssertEqual(after.reduce(0) { $0 + $1.length }, UInt64(model.count))
+        XCTAssertEqual(try v.readFile(ino), model)
+        v.release(ino, handle: ino)
+        try v.close()
+
+        let v2 = try volume(home)
+        XCTAssertEqual(try v2.readFile(try v2.lookup(1, "db").ino), model, "reads back from the store")
+        try v2.close()
+        assertStoreChecks(home)
+    }
+
+    func testARewriteInOrderChunksAPatchedFileCanonicallyAgain() throws {
+        let home = try temporaryHome(self)
+        let v = try volume(home)
+        var rng = SeededRandom(62)
+        var model = rng.bytes(6 << 20)
+        let ino = try v.writeFile(1, "file", model)
+        try v.commit()
+        try scatter(v, ino, &model, count: 30, below: model.count, &rng)
+        XCTAssert(try v.committedChunks("file").contains(where: \.isPatch))
+
+        // An editor's save: the whole content again, in order.
+        try v.writeFile(1, "file", model)
+        let rewritten = try v.committedChunks("file")
+        try v.writeFile(1, "copy", model)
+        XCTAssertEqual(rewritten, try v.committedChunks("copy"), "the same chunks as a copy written in order")
+        XCTAssert(rewritten.allSatisfy(\.isWholeChunk))
+        XCTAssertEqual(try v.readFile(ino), model)
+    }
+
+    /// A database updating the same pages commit after commit: the chunk it writes into is patched
+    /// until it would fall into too many pieces, then chunked again; the list stays bounded.
+    func testAChunkCutIntoTooManyPiecesIsChunkedAgain() throws {
+        let home = try temporaryHome(self)
+        let v = try volume(home)
+        var rng = SeededRandom(63)
+        var model = rng.bytes(4 << 20)
+        let ino = try v.writeFile(1, "db", model)
+        let chunks = try v.committedChunks("db")
+        var rechunked = 0
+        var mostPieces = 0
+        for _ in 0..<120 {
+            try scatter(v, ino, &model, count: 1, below: Int(chunks[0].length), &rng)
+            let list = try v.committedChunks("db")
+            mostPieces = max(mostPieces, list.count - chunks.count + 1)
+            if list.allSatisfy(\.isWholeChunk) { rechunked += 1 }
+        }
+        XCTAssertGreaterThan(rechunked, 0, "the chunk was chunked again at least once")
+        XCTAssertLessThanOrEqual(mostPieces, 34, "the pieces of the chunk written into")
+        XCTAssertEqual(try v.readFile(ino), model)
+        v.release(ino, handle: ino)
+        try v.close()
+        assertStoreChecks(home)
+    }
+
+    /// A sparse file (a VM image, a torrent): pages written into a hole are patched into it, and
+    /// the hole is not chunked (zeros read and cut) around them.
+    func testWritesIntoAHoleArePatchedIntoIt() throws {
+        let home = try temporaryHome(self)
+        let v = try volume(home)
+        let ino = try v.create(1, "sparse", mode: 0o644, flags: O_WRONLY, uid: 0, gid: 0).0.ino
+        _ = try v.setattr(ino, AttributeChanges(size: 256 << 20), handle: nil)
+        try v.commit()
+        var model = [UInt8](repeating: 0, count: 256 << 20)
+        var rng = SeededRandom(64)
+        try scatter(v, ino, &model, count: 100, below: model.count, &rng)
+        let list = try v.committedChunks("sparse")
+        XCTAssert(list.allSatisfy { $0.link == nil || $0.isPatch }, "holes and patches only")
+        XCTAssertEqual(Set(list.compactMap(\.link?.hash)).count, 1)
+        XCTAssertEqual(try v.readFile(ino), model)
+    }
+}
