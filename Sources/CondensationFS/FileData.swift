@@ -406,7 +406,7 @@ final class FileData {
     /// random writes): re-chunking would seal every touched chunk again, 300 KiB for each 4 KiB
     /// page (a commit after 64 MiB of random writes into a 1 GiB file re-sealed the whole file).
     /// Those pages are *patched* instead: sealed together into patch objects, the list naming
-    /// them as pieces between what is left of the chunks around them (see `Group.isPatched`). The
+    /// them as pieces between what is left of the chunks around them (see `decidePatching`). The
     /// next dense rewrite of the region, or a chunk cut into too many pieces, chunks it canonically
     /// again.
     @discardableResult
@@ -513,10 +513,11 @@ final class FileData {
     static let patchSize = 1 << 20
 
     /// Whether a group is patched: it lies within the stored chunks (sealed in blocks, or holes),
-    /// its pages fill at most a quarter of it in runs shorter than the smallest chunk (a longer
+    /// its pages fill at most half of it (else re-chunking it seals at most twice what patching
+    /// would) in runs shorter than the smallest chunk (a longer
     /// run is content, written in order, that chunks as any copy of it would), and the pieces its
     /// chunks would be cut into stay
-    /// few: at most 32 per group, or one per 32 KiB of a larger one (a sparse file's hole). A
+    /// few: at most 32 per chunk, or one per 16 KiB block of a larger one or of a hole. A
     /// chunk that would go past that is chunked again, canonically, so that a file written at
     /// random for ever (a database) does not fall apart into 4 KiB pieces, each read from another
     /// patch object.
@@ -524,11 +525,12 @@ final class FileData {
         guard !group.runs.contains(where: \.truncated), group.end <= min(baseEnd, baseLimit) else { return }
         let length = group.end - group.start
         let dirty = group.runs.reduce(0) { $0 + ($1.end - $1.start) }
-        guard dirty * 4 <= length, group.runs.allSatisfy({ $0.end - $0.start < UInt64(Chunker.minimumSize) }) else { return }
+        guard dirty * 2 <= length, group.runs.allSatisfy({ $0.end - $0.start < UInt64(Chunker.minimumSize) }) else { return }
         let first = chunkIndex(group.start), last = chunkIndex(group.end - 1)
         guard base[first...last].allSatisfy({ $0.link == nil || $0.sealedInBlocks }) else { return }
         let pieces = UInt64(last - first + 1 + 2 * group.runs.count)
-        group.isPatched = pieces <= max(32, length / 32768)
+        let chunks = UInt64(base[first...last].lazy.filter(\.startsAtCut).count)
+        group.isPatched = pieces <= max(32 * chunks, length / UInt64(ContentContext.blocks.blockSize))
     }
 
     /// Seals the pages of the patched groups into patch objects, a few at a time on the sealing
@@ -626,7 +628,11 @@ final class FileData {
     /// threads, this thread reads and cuts the next into the other.
     private func chunkRegion(_ start: UInt64, _ end: UInt64, keepTail: Bool, _ ctx: ContentContext,
                              _ emit: (ChunkRef) -> Void) throws(FSError) -> (UInt64, Bool) {
-        let window = 4 * 1024 * 1024
+        // A window holds the region and a chunk past it (where the cut usually meets an old
+        // boundary again), up to 4 MiB: a 4 MiB window for a 300 KiB region read, decrypted and
+        // paged in 4 MiB for each of the chunks a commit re-chunks here and there.
+        let wanted = (end - start + UInt64(Chunker.maximumSize) + 65535) & ~65535
+        let window = Int(min(4 * 1024 * 1024, wanted))
         let capacity = window + Chunker.maximumSize
         let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64),
                        UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)]
@@ -717,7 +723,9 @@ final class FileData {
                 while j + 1 < base.count && !base[j + 1].startsAtCut { j += 1 }
                 e = min(baseOffsets[j] + base[j].length, size)
             }
-            if let last = out.last, s <= last.end {
+            // Groups that only touch stay apart: merged, the groups of random writes into a file
+            // became one, as long as the file, and too many pieces to patch.
+            if let last = out.last, s < last.end {
                 out[out.count - 1].end = max(last.end, e)
                 out[out.count - 1].runs.append(region)
             } else {

@@ -78,6 +78,35 @@ final class PatchTests: XCTestCase {
         XCTAssertEqual(try v.readFile(ino), model)
     }
 
+    /// Each chunk is decided on its own: one mostly rewritten is chunked again while its
+    /// neighbours, touched by a page each, are patched (groups that only touch are not merged).
+    func testEachChunkIsPatchedOrChunkedAgainOnItsOwn() throws {
+        let home = try temporaryHome(self)
+        let v = try volume(home)
+        var rng = SeededRandom(65)
+        var model = rng.bytes(8 << 20)
+        let ino = try v.writeFile(1, "db", model)
+        let chunks = try v.committedChunks("db")
+        XCTAssertGreaterThan(chunks.count, 4)
+        let starts = chunks.reduce(into: [0]) { $0.append($0.last! + Int($1.length)) }
+        func write(_ at: Int, _ n: Int) throws {
+            let bytes = rng.bytes(n)
+            model.replaceSubrange(at..<(at + n), with: bytes)
+            _ = try bytes.withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(at), $0) }
+        }
+        // Three pages of every five in chunk 2; one page in the middle of chunks 1 and 3.
+        let page = FileData.pageSize
+        for p in stride(from: (starts[2] + page - 1) / page * page, to: starts[3] - page, by: 5 * page) {
+            try write(p, min(3 * page, starts[3] - p))
+        }
+        try write((starts[1] + starts[2]) / 2, 100)
+        try write((starts[3] + starts[4]) / 2, 100)
+        let after = Set(try v.committedChunks("db").compactMap(\.link?.hash))
+        XCTAssert(after.contains(chunks[1].link!.hash) && after.contains(chunks[3].link!.hash), "chunks 1 and 3 patched")
+        XCTAssertFalse(after.contains(chunks[2].link!.hash), "chunk 2 chunked again")
+        XCTAssertEqual(try v.readFile(ino), model)
+    }
+
     /// A database updating the same pages commit after commit: the chunk it writes into is patched
     /// until it would fall into too many pieces, then chunked again; the list stays bounded.
     func testAChunkCutIntoTooManyPiecesIsChunkedAgain() throws {
