@@ -383,7 +383,9 @@ final class FileData {
     /// the chunks are then garbage for `gc`.
     func adopt(_ chunked: FileData, snapshotGeneration: UInt64) -> Bool {
         let end = chunked.baseEnd
-        guard generation == snapshotGeneration, chunked.inline == nil, inline == nil, lowestWrite >= end else { return false }
+        // Chunks that end below the stored end would drop stored bytes the copy kept in its pages.
+        guard generation == snapshotGeneration, chunked.inline == nil, inline == nil, lowestWrite >= end,
+              end >= min(baseEnd, baseLimit) else { return false }
         let ps = UInt64(Self.pageSize)
         // The pages below `end` are unchanged since the snapshot, and now in chunks.
         pages = pages.filter { ($0.key + 1) * ps > end }
@@ -458,6 +460,9 @@ final class FileData {
         }
         let ps = UInt64(Self.pageSize)
         if let tail {
+            // The tail can start below the old stored end: the re-read region found no cut after
+            // its start. Those stored bytes go into pages, or they would go with the old chunks.
+            try keepInPages(tail, min(limit, size), ctx)
             // Keep the pages holding the tail; the base now ends where the tail starts.
             pages = pages.filter { ($0.key + 1) * ps > tail }
             dirtyBytes = pages.values.reduce(0) { $0 + $1.count }
@@ -472,6 +477,15 @@ final class FileData {
         recomputeDirtyRange()
         setBase(Self.mergeHoles(newChunks))
         return true
+    }
+
+    /// Makes sure pages hold every byte of [from, to), filling missing pages from the base.
+    private func keepInPages(_ from: UInt64, _ to: UInt64, _ ctx: ContentContext) throws(FSError) {
+        guard from < to else { return }
+        let ps = UInt64(Self.pageSize)
+        for p in (from / ps)...((to - 1) / ps) where pages[p] == nil {
+            try withPage(p, fill: true, ctx) { _ in }
+        }
     }
 
     /// A range of the file that changed: written pages, or the end of a chunk truncated into.
