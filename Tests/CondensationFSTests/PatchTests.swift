@@ -94,16 +94,17 @@ final class PatchTests: XCTestCase {
             model.replaceSubrange(at..<(at + n), with: bytes)
             _ = try bytes.withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(at), $0) }
         }
-        // Three pages of every five in chunk 2; one page in the middle of chunks 1 and 3.
+        // Four pages of every five in chunk 2, a page clear of its ends (a page across a boundary
+        // touches the next chunk too); one page in the middle of chunk 1.
         let page = FileData.pageSize
-        for p in stride(from: (starts[2] + page - 1) / page * page, to: starts[3] - page, by: 5 * page) {
-            try write(p, min(3 * page, starts[3] - p))
+        for p in stride(from: (starts[2] / page + 2) * page, to: starts[3] / page * page - 2 * page, by: 5 * page) {
+            try write(p, min(4 * page, starts[3] / page * page - page - p))
         }
         try write((starts[1] + starts[2]) / 2, 100)
-        try write((starts[3] + starts[4]) / 2, 100)
-        let after = Set(try v.committedChunks("db").compactMap(\.link?.hash))
-        XCTAssert(after.contains(chunks[1].link!.hash) && after.contains(chunks[3].link!.hash), "chunks 1 and 3 patched")
-        XCTAssertFalse(after.contains(chunks[2].link!.hash), "chunk 2 chunked again")
+        let after = try v.committedChunks("db")
+        let hashes = Set(after.compactMap(\.link?.hash))
+        XCTAssert(hashes.contains(chunks[1].link!.hash) && after.contains(where: \.isPatch), "chunk 1 patched")
+        XCTAssertFalse(hashes.contains(chunks[2].link!.hash), "chunk 2 chunked again")
         XCTAssertEqual(try v.readFile(ino), model)
     }
 
@@ -121,11 +122,13 @@ final class PatchTests: XCTestCase {
         for _ in 0..<120 {
             try scatter(v, ino, &model, count: 1, below: Int(chunks[0].length), &rng)
             let list = try v.committedChunks("db")
-            mostPieces = max(mostPieces, list.count - chunks.count + 1)
+            mostPieces = max(mostPieces, list.count - chunks.count)
             if list.allSatisfy(\.isWholeChunk) { rechunked += 1 }
         }
         XCTAssertGreaterThan(rechunked, 0, "the chunk was chunked again at least once")
-        XCTAssertLessThanOrEqual(mostPieces, 34, "the pieces of the chunk written into")
+        // At most 32 pieces in a chunk, or one per 16 KiB of a chunk up to 1 MiB (a re-chunking
+        // may also cut the region into a few more chunks than before).
+        XCTAssertLessThanOrEqual(mostPieces, 70, "the pieces of the chunk written into")
         XCTAssertEqual(try v.readFile(ino), model)
         v.release(ino, handle: ino)
         try v.close()
