@@ -9,6 +9,8 @@ import Glibc
 public final class Volume: VolumeOperations, @unchecked Sendable {
     public let isReadOnly: Bool
     let lock = Lock()
+    /// Held through a whole commit, taken before `lock` (see `commit`).
+    let commits = Lock()
     let ctx: ContentContext
     let home: Home
     let options: VolumeOptions
@@ -199,4 +201,11 @@ struct ChangeSummary {
     var changed = 0
     var removed = 0
     var bytes: UInt64 = 0
+
+    mutating func add(_ other: ChangeSummary) {
+        added += other.added
+        changed += other.changed
+        removed += other.removed
+        bytes += other.bytes
+    }
 }

@@ -5,21 +5,50 @@ import Glibc
 /// envelope swap in the private box is the atomic commit point.
 extension Volume {
     /// Commits everything unsaved and returns once it is durable. Does nothing if nothing changed.
+    ///
+    /// The tree is encoded under the volume's lock, but written out and made durable (the objects,
+    /// two `syncfs`, the private box swap) outside it, so that operations go on meanwhile: on a busy
+    /// disk a `syncfs` takes seconds, and every create, write and read waited for it. Commits
+    /// take turns (`commits`), so that each one's version follows the previous one's.
     public func commit() throws(FSError) {
-        try lock.withLock { () throws(FSError) in try commitLocked() }
+        try commits.withLock { () throws(FSError) in
+            guard let pending = try lock.withLock({ () throws(FSError) in try prepareCommit() }) else { return }
+            let published = Result { () throws(FSError) in try publish(pending) }
+            try lock.withLock { () throws(FSError) in try finishCommit(pending, published) }
+        }
     }
 
+    /// A commit from code that holds the volume's lock (merges, shares, closing), all of it under the
+    /// lock. The caller must hold `commits` too, taken before the lock.
     func commitLocked() throws(FSError) {
+        guard let pending = try prepareCommit() else { return }
+        try finishCommit(pending, Result { () throws(FSError) in try publish(pending) })
+    }
+
+    /// A commit encoded, not yet published.
+    struct PendingCommit {
+        let version: Version
+        let root: PrivateRoot
+        let replacing: [Hash]
+        let objects: [(Hash, Object)]
+        /// Each directory encoded, with its link before (see `undo`).
+        let encoded: [(Node, HashAndKey?)]
+        let linkTableBefore: (dirty: Bool, link: HashAndKey?)
+        let summary: ChangeSummary
+        let firstUnsavedChange: Timestamp?
+    }
+
+    /// Encodes the unsaved tree into objects and a version; nil if nothing changed. From here on the
+    /// volume counts changes towards the next commit.
+    private func prepareCommit() throws(FSError) -> PendingCommit? {
         guard !isReadOnly, root.dirty || linkTableDirty else {
             firstUnsavedChange = nil
-            return
+            return nil
         }
         var objects: [(Hash, Object)] = []
         var encoded: [(Node, HashAndKey?)] = []
         let linkTableBefore = (linkTableDirty, linkTableLink)
-        let version: Version
-        let envelopeHash: Hash
-        let written: PrivateRoot
+        let pending: PendingCommit
         do {
             let rootLink = try encodeDirectory(root, &objects, &encoded)
             var rootEntry = StoredEntry(metadata: root.meta)
@@ -32,34 +61,58 @@ extension Volume {
                 parents: [head.version.link], root: rootEntry, links: linkTableLink, summary: summary)
             let (versionObject, versionLink) = ctx.secrets.seal(versionRecord.object())
             objects.append((versionLink.hash, versionObject))
-            version = try Version(link: versionLink, record: versionRecord)
-
             var root = head.root
             root.filesystem = versionLink
-            (envelopeHash, written) = try home.publish(root: root, objects: objects, replacing: head.envelopes)
+            pending = PendingCommit(version: try Version(link: versionLink, record: versionRecord), root: root,
+                                    replacing: head.envelopes, objects: objects, encoded: encoded,
+                                    linkTableBefore: linkTableBefore, summary: summary,
+                                    firstUnsavedChange: firstUnsavedChange)
         } catch {
-            // Nothing of this attempt was committed, and the directory objects it encoded may never
-            // have reached the store (a full or read-only disk fails `publish` halfway). Those
-            // directories are changed again, so that the next commit encodes and writes them instead
-            // of linking to objects the store does not have.
-            for (dir, link) in encoded.reversed() {
-                dir.directoryLink = link
-                dir.dirty = true
-            }
-            (linkTableDirty, linkTableLink) = linkTableBefore
-            // A full or read-only store was said once already (StoreTrouble), not at every attempt.
+            undo(encoded, linkTableBefore: linkTableBefore)
             if !StoreTrouble.isUnwritable(error) { Log.error("commit failed: \(error)") }
             throw error
         }
-        head = Head(version: version, envelopes: [envelopeHash], root: written)
-        onCommit?()
         summary = ChangeSummary()
         linkTableDirty = false
         firstUnsavedChange = nil
         buffered = [:]
         bufferedBytes = 0
-        Log.info("committed version \(version.link.hash.shortHex)")
-        StoreTrouble.cleared(version.link.hash)
+        return pending
+    }
+
+    private func publish(_ pending: PendingCommit) throws(FSError) -> (Hash, PrivateRoot) {
+        try home.publish(root: pending.root, objects: pending.objects, replacing: pending.replacing)
+    }
+
+    /// Takes the published version as the head, or, if publishing failed, counts its changes as
+    /// unsaved again.
+    private func finishCommit(_ pending: PendingCommit, _ published: Result<(Hash, PrivateRoot), FSError>) throws(FSError) {
+        switch published {
+        case .success(let (envelopeHash, written)):
+            head = Head(version: pending.version, envelopes: [envelopeHash], root: written)
+            onCommit?()
+            Log.info("committed version \(pending.version.link.hash.shortHex)")
+            StoreTrouble.cleared(pending.version.link.hash)
+        case .failure(let error):
+            undo(pending.encoded, linkTableBefore: pending.linkTableBefore)
+            summary.add(pending.summary)
+            firstUnsavedChange = pending.firstUnsavedChange ?? firstUnsavedChange ?? .now()
+            // A full or read-only store was said once already (StoreTrouble), not at every attempt.
+            if !StoreTrouble.isUnwritable(error) { Log.error("commit failed: \(error)") }
+            throw error
+        }
+    }
+
+    /// After a failed commit: nothing of it was committed, and the directory objects it encoded may
+    /// never have reached the store (a full or read-only disk fails `publish` halfway). Those
+    /// directories are changed again, so that the next commit encodes and writes them instead of
+    /// linking to objects the store does not have.
+    private func undo(_ encoded: [(Node, HashAndKey?)], linkTableBefore: (dirty: Bool, link: HashAndKey?)) {
+        for (dir, link) in encoded.reversed() {
+            dir.directoryLink = link
+            dir.dirty = true
+        }
+        if linkTableBefore.dirty { (linkTableDirty, linkTableLink) = linkTableBefore }
     }
 
     /// Encodes a directory (and every changed directory below it) bottom-up.
@@ -184,28 +237,31 @@ extension Volume {
 
     public func close() throws(FSError) {
         committer?.stop()
-        try lock.withLock { () throws(FSError) in
-            guard !closed else { return }
-            // Let a background chunking finish: the daemon may exit right after, mid-write.
-            while backgroundCompaction != nil { lock.wait(backgroundCompactionDone) }
-            defer { closed = true }
-            if !isReadOnly { try commitLocked() }
+        try commits.withLock { () throws(FSError) in
+            try lock.withLock { () throws(FSError) in
+                guard !closed else { return }
+                // Let a background chunking finish: the daemon may exit right after, mid-write.
+                while backgroundCompaction != nil { lock.wait(backgroundCompactionDone) }
+                defer { closed = true }
+                if !isReadOnly { try commitLocked() }
+            }
         }
     }
 
     /// Called by the committer: commits if the oldest unsaved change is older than the interval.
     /// Returns the seconds until it should look again.
     func commitIfDue(interval: Double) -> Double {
-        lock.withLock {
+        let wait = lock.withLock { () -> Double in
             guard !closed, let first = firstUnsavedChange else { return interval }
             let age = Double(Timestamp.now().totalNanoseconds - first.totalNanoseconds) / 1e9
-            guard age >= interval else { return interval - age }
-            do { try commitLocked() } catch {
-                if !StoreTrouble.isUnwritable(error) { Log.error("background commit failed (\(error)); retrying in \(interval) s") }
-                firstUnsavedChange = .now()
-            }
-            return interval
+            return max(0, interval - age)
         }
+        guard wait == 0 else { return wait }
+        do { try commit() } catch {
+            if !StoreTrouble.isUnwritable(error) { Log.error("background commit failed (\(error)); retrying in \(interval) s") }
+            lock.withLock { firstUnsavedChange = .now() }
+        }
+        return interval
     }
 }
 

@@ -20,7 +20,7 @@ extension Volume {
     /// numbers of everything that still exists. Returns what the kernel must invalidate.
     public func merge(_ theirs: Version, members: [Hash: Member] = [:],
                       contacts: [String: Contact] = [:]) throws(FSError) -> (outcome: String, invalidations: [Invalidation]) {
-        try lock.withLock { () throws(FSError) in
+        try commits.withLock { () throws(FSError) in try lock.withLock { () throws(FSError) in
             try checkWritable()
             try commitLocked()
             let outcome = try Merger.merge(ours: head.version, theirs: theirs, reader: ctx.reader,
@@ -56,7 +56,7 @@ extension Volume {
             try adopt(version, &invalidations)
             Log.info(description)
             return (description, invalidations)
-        }
+        } }
     }
 
     /// Makes the in-memory tree show `version` (which the committed tree was merged into).

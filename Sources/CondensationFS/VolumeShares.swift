@@ -11,7 +11,7 @@ extension Volume {
     /// owner's and are linked as they are.
     func receiveShare(head headLink: HashAndKey, id: [UInt8], name: String,
                       owner: ContainerOwner) throws(FSError) -> (outcome: String, invalidations: [Invalidation]) {
-        try lock.withLock { () throws(FSError) in
+        try commits.withLock { () throws(FSError) in try lock.withLock { () throws(FSError) in
             try checkWritable()
             try commitLocked()
             try load(root)
@@ -74,7 +74,7 @@ extension Volume {
             try commitLocked()
             Log.info("received \(Self.sharedFolder)/\(entryName) (\(headLink.hash.shortHex))")
             return ("received \(Self.sharedFolder)/\(entryName)", out)
-        }
+        } }
     }
 
     /// Merges another state of the container `n` into it (over the container's chain, see
