@@ -526,15 +526,13 @@ final class FileData {
     /// after the rest of its patch was overwritten stays bounded.
     static let patchSize = 1 << 20
 
-    /// Whether a group is patched: it lies within the stored chunks (sealed in blocks, or holes),
+    /// Whether a group is patched: it lies within the stored chunks (sealed in blocks, or holes);
     /// its pages fill at most half of it (else re-chunking it seals at most twice what patching
-    /// would) in runs shorter than the smallest chunk (a longer
-    /// run is content, written in order, that chunks as any copy of it would), and the pieces its
-    /// chunks would be cut into stay
-    /// few: at most 32 per chunk, or one per 16 KiB block of a larger one or of a hole. A
-    /// chunk that would go past that is chunked again, canonically, so that a file written at
-    /// random for ever (a database) does not fall apart into 4 KiB pieces, each read from another
-    /// patch object.
+    /// would), in runs shorter than the smallest chunk (a longer run is content written in order,
+    /// which chunks as any copy of it would); and its chunks would hold few pieces: at most 32 per
+    /// chunk, or one per 16 KiB block of a larger chunk or hole. A chunk that would go past that is
+    /// chunked again, canonically, so that a file written at random for ever (a database) does not
+    /// fall apart into 4 KiB pieces, each read from another patch object.
     private func decidePatching(_ group: inout Group) {
         guard !group.runs.contains(where: \.truncated), group.end <= min(baseEnd, baseLimit) else { return }
         let length = group.end - group.start
