@@ -14,6 +14,25 @@ final class PatchTests: XCTestCase {
         return try home.openVolume(options: options)
     }
 
+    /// A volume holding the committed file `name` of `size` random bytes.
+    private struct StoredFile {
+        let home: Home
+        let v: Volume
+        let ino: Inode
+        var model: [UInt8]
+        let chunks: [ChunkRef]
+        var rng: SeededRandom
+    }
+
+    private func storedFile(_ name: String, size: Int, seed: UInt64) throws -> StoredFile {
+        let home = try temporaryHome(self)
+        let v = try volume(home)
+        var rng = SeededRandom(seed)
+        let model = rng.bytes(size)
+        let ino = try v.writeFile(1, name, model)
+        return StoredFile(home: home, v: v, ino: ino, model: model, chunks: try v.committedChunks(name), rng: rng)
+    }
+
     /// Writes `count` random pieces of up to 4 KiB at random offsets below `limit` into the file and
     /// the model.
     private func scatter(_ v: Volume, _ ino: Inode, _ model: inout [UInt8], count: Int, below limit: Int,
@@ -34,15 +53,12 @@ final class PatchTests: XCTestCase {
     }
 
     func testScatteredWritesArePatchedAndTheChunksAroundThemKept() throws {
-        let home = try temporaryHome(self)
-        let v = try volume(home)
-        var rng = SeededRandom(61)
-        var model = rng.bytes(8 << 20)
-        let ino = try v.writeFile(1, "db", model)
-        let before = try v.committedChunks("db")
+        var f = try storedFile("db", size: 8 << 20, seed: 61)
+        let (home, v, ino, before) = (f.home, f.v, f.ino, f.chunks)
         XCTAssert(before.allSatisfy(\.isWholeChunk))
 
-        try scatter(v, ino, &model, count: 40, below: model.count, &rng)
+        try scatter(v, ino, &f.model, count: 40, below: f.model.count, &f.rng)
+        let model = f.model
         let after = try v.committedChunks("db")
         XCTAssertEqual(Set(after.filter { !$0.isPatch }.compactMap(\.link?.hash)), Set(before.compactMap(\.link?.hash)),
                        "every chunk is kept (as pieces around the patches), and no chunk is cut anew")
@@ -60,13 +76,10 @@ final class PatchTests: XCTestCase {
     }
 
     func testARewriteInOrderChunksAPatchedFileCanonicallyAgain() throws {
-        let home = try temporaryHome(self)
-        let v = try volume(home)
-        var rng = SeededRandom(62)
-        var model = rng.bytes(6 << 20)
-        let ino = try v.writeFile(1, "file", model)
-        try v.commit()
-        try scatter(v, ino, &model, count: 30, below: model.count, &rng)
+        var f = try storedFile("file", size: 6 << 20, seed: 62)
+        let (v, ino) = (f.v, f.ino)
+        try scatter(v, ino, &f.model, count: 30, below: f.model.count, &f.rng)
+        let model = f.model
         XCTAssert(try v.committedChunks("file").contains(where: \.isPatch))
 
         // An editor's save: the whole content again, in order.
@@ -81,17 +94,13 @@ final class PatchTests: XCTestCase {
     /// Each chunk is decided on its own: one mostly rewritten is chunked again while its
     /// neighbours, touched by a page each, are patched (groups that only touch are not merged).
     func testEachChunkIsPatchedOrChunkedAgainOnItsOwn() throws {
-        let home = try temporaryHome(self)
-        let v = try volume(home)
-        var rng = SeededRandom(65)
-        var model = rng.bytes(8 << 20)
-        let ino = try v.writeFile(1, "db", model)
-        let chunks = try v.committedChunks("db")
+        var f = try storedFile("db", size: 8 << 20, seed: 65)
+        let (v, ino, chunks) = (f.v, f.ino, f.chunks)
         XCTAssertGreaterThan(chunks.count, 4)
         let starts = chunks.reduce(into: [0]) { $0.append($0.last! + Int($1.length)) }
         func write(_ at: Int, _ n: Int) throws {
-            let bytes = rng.bytes(n)
-            model.replaceSubrange(at..<(at + n), with: bytes)
+            let bytes = f.rng.bytes(n)
+            f.model.replaceSubrange(at..<(at + n), with: bytes)
             _ = try bytes.withUnsafeBytes { try v.write(ino, handle: ino, offset: UInt64(at), $0) }
         }
         // Four pages of every five in chunk 2, a page clear of its ends (a page across a boundary
@@ -105,22 +114,18 @@ final class PatchTests: XCTestCase {
         let hashes = Set(after.compactMap(\.link?.hash))
         XCTAssert(hashes.contains(chunks[1].link!.hash) && after.contains(where: \.isPatch), "chunk 1 patched")
         XCTAssertFalse(hashes.contains(chunks[2].link!.hash), "chunk 2 chunked again")
-        XCTAssertEqual(try v.readFile(ino), model)
+        XCTAssertEqual(try v.readFile(ino), f.model)
     }
 
     /// A database updating the same pages commit after commit: the chunk it writes into is patched
     /// until it would fall into too many pieces, then chunked again; the list stays bounded.
     func testAChunkCutIntoTooManyPiecesIsChunkedAgain() throws {
-        let home = try temporaryHome(self)
-        let v = try volume(home)
-        var rng = SeededRandom(63)
-        var model = rng.bytes(4 << 20)
-        let ino = try v.writeFile(1, "db", model)
-        let chunks = try v.committedChunks("db")
+        var f = try storedFile("db", size: 4 << 20, seed: 63)
+        let (home, v, ino, chunks) = (f.home, f.v, f.ino, f.chunks)
         var rechunked = 0
         var mostPieces = 0
         for _ in 0..<120 {
-            try scatter(v, ino, &model, count: 1, below: Int(chunks[0].length), &rng)
+            try scatter(v, ino, &f.model, count: 1, below: Int(chunks[0].length), &f.rng)
             let list = try v.committedChunks("db")
             mostPieces = max(mostPieces, list.count - chunks.count)
             if list.allSatisfy(\.isWholeChunk) { rechunked += 1 }
@@ -129,7 +134,7 @@ final class PatchTests: XCTestCase {
         // At most 32 pieces in a chunk, or one per 16 KiB of a chunk up to 1 MiB (a re-chunking
         // may also cut the region into a few more chunks than before).
         XCTAssertLessThanOrEqual(mostPieces, 70, "the pieces of the chunk written into")
-        XCTAssertEqual(try v.readFile(ino), model)
+        XCTAssertEqual(try v.readFile(ino), f.model)
         v.release(ino, handle: ino)
         try v.close()
         assertStoreChecks(home)
