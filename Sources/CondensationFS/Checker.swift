@@ -126,11 +126,7 @@ public final class Checker {
         case .chunks(let chunks)?: checkChunks(chunks)
         case .chunkList(let link, _)?:
             guard let r = record(link, "chunk list") else { return }
-            var chunks: [ChunkRef] = []
-            for c in r.child(EntryLabel.chunks)?.children ?? [] {
-                guard let ref = ChunkRef(record: c) else { return problem(link.hash, "chunk list has a malformed entry") }
-                chunks.append(ref)
-            }
+            guard let chunks = ChunkRef.list(in: r) else { return problem(link.hash, "chunk list has a malformed entry") }
             checkChunks(chunks)
         default: break
         }

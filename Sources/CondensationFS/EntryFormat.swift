@@ -117,7 +117,7 @@ struct ChunkRef: Equatable, Sendable {
         var r = Record(Values.unsigned(length))
         if let link {
             r.children = [link.record]
-            if isPatch || !isWholeChunk {
+            if !isWholeChunk {
                 r.children.append(Record(text: isPatch ? EntryLabel.patch : EntryLabel.sealedBlocks))
                 r.children.append(Record(Values.unsigned(offset)))
                 r.children.append(Record(Values.unsigned(chunkLength)))
@@ -143,6 +143,19 @@ struct ChunkRef: Equatable, Sendable {
         self.offset = offset
         self.chunkLength = chunkLength
         self.isPatch = isPatch
+    }
+
+    /// The pieces of a chunk list (`k`, in an entry or a chunk-list object), or nil if any of them
+    /// is malformed (a piece must never be skipped: the bytes after it would move).
+    static func list(in record: Record) -> [ChunkRef]? {
+        let children = record.child(EntryLabel.chunks)?.children ?? []
+        var chunks: [ChunkRef] = []
+        chunks.reserveCapacity(children.count)
+        for c in children {
+            guard let ref = ChunkRef(record: c) else { return nil }
+            chunks.append(ref)
+        }
+        return chunks
     }
 
     /// `count` bytes of this piece from `start` on (a hole stays a hole).
@@ -244,13 +257,8 @@ struct StoredEntry: Sendable {
         size = node.unsigned(EntryLabel.size) ?? 0
         if let inline = node.bytes(EntryLabel.inline) {
             content = .inline(Array(inline))
-        } else if let list = node.child(EntryLabel.chunks) {
-            var chunks: [ChunkRef] = []
-            chunks.reserveCapacity(list.children.count)
-            for c in list.children {
-                guard let ref = ChunkRef(record: c) else { return nil }
-                chunks.append(ref)
-            }
+        } else if node.contains(EntryLabel.chunks) {
+            guard let chunks = ChunkRef.list(in: node) else { return nil }
             content = .chunks(chunks)
         } else if node.contains(EntryLabel.chunkList) {
             guard let link = node.link(EntryLabel.chunkList) else { return nil }

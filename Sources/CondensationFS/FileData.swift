@@ -25,6 +25,8 @@ final class FileData {
     private var baseEnd: UInt64 = 0
     /// Bytes of the base past this were truncated away (they read as zeros until rewritten).
     private var baseLimit: UInt64 = 0
+    /// Where the stored bytes that still count end.
+    private var storedEnd: UInt64 { min(baseEnd, baseLimit) }
     private var unloadedList: HashAndKey?
     private var inline: [UInt8]?
     private var pages: [UInt64: [UInt8]] = [:]
@@ -79,14 +81,9 @@ final class FileData {
 
     private func loadList(_ ctx: ContentContext) throws(FSError) {
         guard let link = unloadedList else { return }
-        let record = try ctx.reader.record(link)
-        var chunks: [ChunkRef] = []
-        for c in record.child(EntryLabel.chunks)?.children ?? [] {
-            guard let ref = ChunkRef(record: c) else {
-                Log.error("chunk list \(link.hash.hex) has a malformed entry")
-                throw .io
-            }
-            chunks.append(ref)
+        guard let chunks = ChunkRef.list(in: try ctx.reader.record(link)) else {
+            Log.error("chunk list \(link.hash.hex) has a malformed entry")
+            throw .io
         }
         let savedLimit = baseLimit
         setBase(chunks)
@@ -165,7 +162,7 @@ final class FileData {
     func uncachedChunks(_ offset: UInt64, _ length: Int, _ ctx: ContentContext) throws(FSError) -> [ChunkRead] {
         guard offset < size, inline == nil else { return [] }
         try loadList(ctx)
-        let end = min(offset + UInt64(length), size, min(baseLimit, baseEnd))
+        let end = min(offset + UInt64(length), size, storedEnd)
         guard offset < end else { return [] }
         var out: [ChunkRead] = []
         let bs = UInt64(ContentContext.blocks.blockSize)
@@ -348,7 +345,7 @@ final class FileData {
     /// is taken as one). Only the run is walked, not every page: this is asked on writes while the
     /// buffer is half full.
     private func contiguousRun() -> (end: UInt64, bytes: Int) {
-        let ps = UInt64(Self.pageSize), stored = min(baseEnd, baseLimit)
+        let ps = UInt64(Self.pageSize), stored = storedEnd
         guard dirtyLow != .max else { return (size, 0) }
         var page = dirtyLow / ps
         var bytes = 0
@@ -385,7 +382,7 @@ final class FileData {
         let end = chunked.baseEnd
         // Chunks that end below the stored end would drop stored bytes the copy kept in its pages.
         guard generation == snapshotGeneration, chunked.inline == nil, inline == nil, lowestWrite >= end,
-              end >= min(baseEnd, baseLimit) else { return false }
+              end >= storedEnd else { return false }
         let ps = UInt64(Self.pageSize)
         // The pages below `end` are unchanged since the snapshot, and now in chunks.
         pages = pages.filter { ($0.key + 1) * ps > end }
@@ -421,11 +418,12 @@ final class FileData {
             regions.append(Region(start: baseLimit - 1, end: baseLimit, truncated: true))
             regions.sort { $0.start < $1.start }
         }
-        let groups = widen(regions)
+        var groups = widen(regions)
+        for g in groups.indices { decidePatching(&groups[g]) }
         if groups.isEmpty && baseEnd == size && baseLimit >= baseEnd { return true }
         let patches = try storePatches(groups, ctx)
 
-        let limit = min(baseEnd, baseLimit)
+        let limit = storedEnd
         var newChunks: [ChunkRef] = []
         var cover: UInt64 = 0
         var i = 0  // next base chunk to consider
@@ -534,7 +532,7 @@ final class FileData {
     /// chunked again, canonically, so that a file written at random for ever (a database) does not
     /// fall apart into 4 KiB pieces, each read from another patch object.
     private func decidePatching(_ group: inout Group) {
-        guard !group.runs.contains(where: \.truncated), group.end <= min(baseEnd, baseLimit) else { return }
+        guard !group.runs.contains(where: \.truncated), group.end <= storedEnd else { return }
         let length = group.end - group.start
         let dirty = group.runs.reduce(0) { $0 + ($1.end - $1.start) }
         guard dirty * 2 <= length, group.runs.allSatisfy({ $0.end - $0.start < UInt64(Chunker.minimumSize) }) else { return }
@@ -626,7 +624,7 @@ final class FileData {
 
     /// True if a valid base chunk starts at `offset` at a cut: chunking can stop there and keep the rest.
     private func isBaseBoundary(_ offset: UInt64) -> Bool {
-        guard offset < min(baseEnd, baseLimit), !baseOffsets.isEmpty else { return false }
+        guard offset < storedEnd, !baseOffsets.isEmpty else { return false }
         let j = chunkIndex(offset)
         return baseOffsets[j] == offset && base[j].startsAtCut
     }
@@ -716,7 +714,7 @@ final class FileData {
     /// chunk with it; a piece of a patched chunk takes the whole chunk) and merges overlapping ones.
     private func widen(_ regions: [Region]) -> [Group] {
         var out: [Group] = []
-        let limit = min(baseEnd, baseLimit)
+        let limit = storedEnd
         /// The first entry of the chunk entry `j` is a piece of.
         func cutAtOrBefore(_ j: Int) -> Int {
             var j = j
@@ -744,7 +742,6 @@ final class FileData {
                 out.append(Group(start: s, end: e, runs: [region]))
             }
         }
-        for g in out.indices { decidePatching(&out[g]) }
         return out
     }
 

@@ -55,7 +55,7 @@ extension Volume {
         case .chunks(let c)?: return c
         case .chunkList(let link, _)?:
             let r = try ObjectReader(store: home.store).record(link)
-            return try (r.child(EntryLabel.chunks)?.children ?? []).map { try XCTUnwrap(ChunkRef(record: $0)) }
+            return try XCTUnwrap(ChunkRef.list(in: r))
         default: return []
         }
     }
