@@ -71,48 +71,70 @@ int ccrypto_aes256ctr(const uint8_t key[32], uint64_t offset, const uint8_t *in,
 // --- AES-256-GCM over blocks ------------------------------------------------------------------
 
 static _Thread_local EVP_CIPHER_CTX *gcm_ctx;
+// The key and direction gcm_ctx holds (gcm_direction -1: none), so that calls for the blocks of one
+// chunk, one piece after the other, set up the key schedule and GHASH table once.
+static _Thread_local uint8_t gcm_key[32];
+static _Thread_local int gcm_direction = -1;
 
 static void gcm_nonce(uint8_t nonce[12], uint64_t index) {
     memset(nonce, 0, 12);
     for (int i = 0; i < 8; i++) nonce[11 - i] = (uint8_t)(index >> (8 * i));
 }
 
-// The key schedule is set once per call; each block only sets its nonce.
-static int gcm_blocks(int enc, const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
-                      uint64_t first) {
+// The key schedule is set once per key; each block only sets its nonce. `in` holds each block
+// followed by its tag; `out` gets each block followed by its tag (`packed` 0: in place, sealing or
+// opening) or the plaintext of the blocks one after another (`packed` 1: opening only).
+static int gcm_blocks(int enc, const uint8_t key[32], const uint8_t *in, uint8_t *out, int packed,
+                      size_t plainlen, size_t block, uint64_t first) {
     if (!gcm_ctx && !(gcm_ctx = EVP_CIPHER_CTX_new())) return -1;
     if (block == 0 || block > (1u << 30)) return -1;
-    if (!EVP_CipherInit_ex(gcm_ctx, EVP_aes_256_gcm(), NULL, key, NULL, enc)) return -1;
+    if (gcm_direction != enc || CRYPTO_memcmp(gcm_key, key, 32) != 0) {
+        gcm_direction = -1;
+        if (!EVP_CipherInit_ex(gcm_ctx, EVP_aes_256_gcm(), NULL, key, NULL, enc)) return -1;
+        memcpy(gcm_key, key, 32);
+        gcm_direction = enc;
+    }
     int good = 1;
     for (uint64_t index = first; plainlen > 0; index++) {
         size_t n = plainlen < block ? plainlen : block;
         uint8_t nonce[12];
         gcm_nonce(nonce, index);
-        if (!EVP_CipherInit_ex(gcm_ctx, NULL, NULL, NULL, nonce, enc)) return -1;
+        if (!EVP_CipherInit_ex(gcm_ctx, NULL, NULL, NULL, nonce, enc)) goto fail;
         int outl = 0;
-        if (!EVP_CipherUpdate(gcm_ctx, buf, &outl, buf, (int)n)) return -1;
-        uint8_t *tag = buf + n;
+        if (!EVP_CipherUpdate(gcm_ctx, out, &outl, in, (int)n)) goto fail;
         if (enc) {
-            if (!EVP_CipherFinal_ex(gcm_ctx, tag, &outl)) return -1;
-            if (!EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_GET_TAG, 16, tag)) return -1;
+            uint8_t *tag = out + n;
+            if (!EVP_CipherFinal_ex(gcm_ctx, tag, &outl)) goto fail;
+            if (!EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_GET_TAG, 16, tag)) goto fail;
         } else {
-            if (!EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_SET_TAG, 16, tag)) return -1;
+            uint8_t tag[16];
+            memcpy(tag, in + n, 16);
+            if (!EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_SET_TAG, 16, tag)) goto fail;
             if (EVP_CipherFinal_ex(gcm_ctx, tag, &outl) <= 0) good = 0;
         }
-        buf += n + 16;
+        in += n + 16;
+        out += packed ? n : n + 16;
         plainlen -= n;
     }
     return good;
+fail:
+    gcm_direction = -1;
+    return -1;
 }
 
 int ccrypto_aes256gcm_seal_blocks(const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
                                   uint64_t first) {
-    return gcm_blocks(1, key, buf, plainlen, block, first) == 1;
+    return gcm_blocks(1, key, buf, buf, 0, plainlen, block, first) == 1;
 }
 
 int ccrypto_aes256gcm_open_blocks(const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
                                   uint64_t first) {
-    return gcm_blocks(0, key, buf, plainlen, block, first);
+    return gcm_blocks(0, key, buf, buf, 0, plainlen, block, first);
+}
+
+int ccrypto_aes256gcm_open_blocks_packed(const uint8_t key[32], const uint8_t *sealed, uint8_t *out,
+                                         size_t plainlen, size_t block, uint64_t first) {
+    return gcm_blocks(0, key, sealed, out, 1, plainlen, block, first);
 }
 
 // --- Randomness and key derivation -----------------------------------------------------------

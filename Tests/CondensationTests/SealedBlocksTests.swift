@@ -58,6 +58,32 @@ final class SealedBlocksTests: XCTestCase {
         XCTAssertEqual(Array(last[..<(3500 - 3072)]), Array(plain[3072...]))
     }
 
+    /// Opening into a buffer of its own gives the plaintext packed, from any block on, and fails
+    /// as opening in place does.
+    func testOpensPackedIntoAnotherBuffer() {
+        let key = AESKey.random()
+        let plain = Random.bytes(3500)
+        var sealed = layout(plain)
+        sealed.withUnsafeMutableBytes { blocks.seal($0, plaintext: 3500, key: key) }
+        func packed(_ from: Int, _ bytes: [UInt8]) -> [UInt8]? {
+            let count = 3500 - from * 1024
+            var out = [UInt8](repeating: 0, count: count)
+            let ok = bytes.withUnsafeBytes { s in
+                out.withUnsafeMutableBytes {
+                    blocks.open(UnsafeRawBufferPointer(rebasing: s[blocks.sealedOffset(block: from)...]), into: $0,
+                                plaintext: count, key: key, firstBlock: from)
+                }
+            }
+            return ok ? out : nil
+        }
+        XCTAssertEqual(packed(0, sealed), plain)
+        XCTAssertEqual(packed(1, sealed), Array(plain[1024...]))
+        var damaged = sealed
+        damaged[blocks.sealedOffset(block: 3) + 1024 / 4] ^= 1
+        XCTAssertNil(packed(1, damaged))
+        XCTAssertNotNil(packed(0, sealed), "the sealed bytes are left as they were")
+    }
+
     func testAnyFlippedBitOrWrongKeyOrShortBufferFails() {
         let key = AESKey.random()
         let plain = Random.bytes(2100)

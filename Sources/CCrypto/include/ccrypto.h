@@ -41,6 +41,11 @@ int ccrypto_aes256gcm_seal_blocks(const uint8_t key[32], uint8_t *buf, size_t pl
 /// every tag is right, 0 if one is not (the buffer then holds garbage), -1 if libcrypto failed.
 int ccrypto_aes256gcm_open_blocks(const uint8_t key[32], uint8_t *buf, size_t plainlen, size_t block,
                                   uint64_t first);
+/// Opens blocks laid out as `ccrypto_aes256gcm_seal_blocks` writes them from `sealed` into `out`,
+/// which gets the `plainlen` bytes of plaintext one block after the other (no room for tags).
+/// Returns as `ccrypto_aes256gcm_open_blocks`.
+int ccrypto_aes256gcm_open_blocks_packed(const uint8_t key[32], const uint8_t *sealed, uint8_t *out,
+                                         size_t plainlen, size_t block, uint64_t first);
 
 // --- Randomness and key derivation -----------------------------------------------------------
 /// Cryptographically secure random bytes (RAND_bytes). Returns 1 on success.

@@ -6,7 +6,7 @@ import CCrypto
 /// object reads and checks one block instead of hashing the whole object. The nonce of a block is
 /// its index, which binds each block to its place; a key must seal one plaintext only (keys here
 /// are derived from the plaintext, so the same key always seals the same bytes).
-public struct SealedBlocks: Sendable {
+public struct SealedBlocks: Equatable, Sendable {
     public static let tagSize = 16
     /// Plaintext bytes per block.
     public let blockSize: Int
@@ -51,6 +51,22 @@ public struct SealedBlocks: Sendable {
         let p = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let result = key.bytes.withUnsafeBufferPointer {
             ccrypto_aes256gcm_open_blocks($0.baseAddress, p, plaintext, blockSize, UInt64(firstBlock))
+        }
+        precondition(result >= 0, "libcrypto refused AES-256-GCM with a 32-byte key")
+        return result == 1
+    }
+
+    /// Opens sealed blocks into `out`, which gets their plaintext packed (no gaps for the tags): a
+    /// reader that wants the plaintext in a buffer of its own decrypts straight into it instead of
+    /// opening in place and copying. False as `open`; `out` then holds garbage.
+    public func open(_ sealed: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, plaintext: Int,
+                     key: AESKey, firstBlock: Int = 0) -> Bool {
+        guard sealed.count >= sealedSize(plaintext: plaintext), out.count >= plaintext else { return false }
+        guard plaintext > 0 else { return true }
+        let result = key.bytes.withUnsafeBufferPointer {
+            ccrypto_aes256gcm_open_blocks_packed($0.baseAddress, sealed.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                                 out.baseAddress!.assumingMemoryBound(to: UInt8.self), plaintext, blockSize,
+                                                 UInt64(firstBlock))
         }
         precondition(result >= 0, "libcrypto refused AES-256-GCM with a 32-byte key")
         return result == 1
