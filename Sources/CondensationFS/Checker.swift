@@ -158,14 +158,13 @@ public final class Checker {
     private func checkChunks(_ chunks: [ChunkRef]) {
         for c in chunks {
             guard let link = c.link, let o = fetch(link.hash) else { continue }
-            let blocks = ContentContext.blocks
-            let expected = c.sealedInBlocks ? blocks.sealedSize(plaintext: Int(c.chunkLength)) : Int(c.chunkLength)
+            let expected = c.sealing?.sealedSize(plaintext: Int(c.chunkLength)) ?? Int(c.chunkLength)
             if o.hashCount != 0 || o.dataCount != expected {
                 problem(link.hash, "chunk holds \(o.dataCount) bytes, its list says \(c.chunkLength)")
-            } else if c.sealedInBlocks {
+            } else if let sealing = c.sealing {
                 // The hash matched; the blocks must open too (else the writer sealed them wrong).
                 var data = Array(o.data)
-                let ok = data.withUnsafeMutableBytes { blocks.open($0, plaintext: Int(c.chunkLength), key: link.key) }
+                let ok = data.withUnsafeMutableBytes { sealing.open($0, plaintext: Int(c.chunkLength), key: link.key) }
                 if !ok { problem(link.hash, "chunk's blocks fail their check") }
             }
         }

@@ -3,21 +3,21 @@ import Dispatch
 import Glibc
 import Synchronization
 
-/// A piece of a chunk as the cache holds it: one sealed block, or a whole chunk of the first
-/// (AES-CTR) format.
+/// A piece of a chunk as the cache holds it: 16 KiB of its plaintext (`ContentContext.pieceSize`),
+/// or a whole chunk of the first (AES-CTR) format.
 struct PieceKey: Hashable, Sendable {
     let hash: Hash
-    let block: UInt32
+    let index: UInt32
     static let whole = UInt32.max
 
-    init(_ hash: Hash, block: Int) {
+    init(_ hash: Hash, piece: Int) {
         self.hash = hash
-        self.block = UInt32(block)
+        self.index = UInt32(piece)
     }
 
     init(whole hash: Hash) {
         self.hash = hash
-        self.block = Self.whole
+        self.index = Self.whole
     }
 }
 
@@ -41,7 +41,7 @@ final class ChunkCache: Sendable {
     }
 
     private func shard(_ key: PieceKey) -> Shard {
-        shards[Int((key.hash.w3 &+ UInt64(key.block)) % UInt64(Self.shardCount))]
+        shards[Int((key.hash.w3 &+ UInt64(key.index)) % UInt64(Self.shardCount))]
     }
 
     func get(_ key: PieceKey) -> ArraySlice<UInt8>? { shard(key).pieces.withLock { $0.get(key) } }

@@ -2,30 +2,55 @@ import Condensation
 import Dispatch
 import Synchronization
 
-/// Part of a stored chunk a read needs: blocks `blocks` of a chunk sealed in blocks, or the whole
-/// chunk of the first format (`blocks` is then 0..<1).
+/// Part of a stored chunk a read needs: pieces `pieces` of a chunk sealed in blocks, or the whole
+/// chunk of the first format (`sealing` nil, `pieces` 0..<1).
 struct ChunkRead: Sendable {
     let link: HashAndKey
     let length: Int
-    let sealedInBlocks: Bool
-    let blocks: Range<Int>
+    let sealing: SealedBlocks?
+    let pieces: Range<Int>
+
+    /// The blocks that hold the pieces.
+    var blocks: Range<Int> {
+        guard let sealing else { return 0..<1 }
+        let k = ContentContext.pieceSize / sealing.blockSize
+        return (pieces.lowerBound * k)..<min(pieces.upperBound * k, sealing.blockCount(plaintext: length))
+    }
+}
+
+/// `count` bytes of a read, `at` bytes into its buffer, that lie at `offset` of a sealed chunk's
+/// plaintext (or in a hole, when the chunk has no link).
+struct DirectRead: Sendable {
+    let at: Int
+    let count: Int
+    let chunk: ChunkRef
+    let offset: Int
 }
 
 /// Everything file contents need from the volume: the store, the keys, the chunker, the cache,
-/// and the two chunk formats.
+/// and the chunk formats.
 ///
-/// New chunks are sealed in blocks: `header (4 zero bytes) ‖ for each 16 KiB of plaintext:
-/// AES-256-GCM ciphertext ‖ 16-byte tag`, nonce = block index, key = HMAC(chunk key secret,
-/// plaintext). A read checks and decrypts only the blocks it needs, from a range read of the
-/// object file, so a 4 KiB random read costs one 16 KiB block, not a hash of the whole chunk; and
-/// a sequential read checks with GCM, several times cheaper than SHA-256. The object is still an
+/// Chunks are sealed in blocks: `header (4 zero bytes) ‖ for each block of plaintext: AES-256-GCM
+/// ciphertext ‖ 16-byte tag`, nonce = block index, key = HMAC(chunk key secret, plaintext). A
+/// read checks and decrypts only the blocks it needs, from a range read of the object file, so a
+/// 4 KiB random read costs one or two 4 KiB blocks, not a hash of the whole chunk; and a
+/// sequential read checks with GCM, several times cheaper than SHA-256. The object is still an
 /// ordinary Condensation object (its hash covers every byte; stores and sync see no difference).
-/// Chunks of the first format (AES-256-CTR over the whole data, checked by the object's hash)
-/// are still read.
+/// Chunks written before are sealed in 16 KiB blocks, or (the first format) encrypted with
+/// AES-256-CTR as a whole and checked by the object's hash; both are still read.
 final class ContentContext: Sendable {
-    static let blocks = SealedBlocks(blockSize: 16 * 1024)
-    /// A load of more blocks than this is split, so that one large read runs on both cores.
-    static let blocksPerLoad = 16
+    /// New chunks and patches are sealed in 4 KiB blocks: a random 4 KiB read then reads about
+    /// 8 KiB of the object file, where 16 KiB blocks made it read 20–40 KiB (on this machine's
+    /// disk a cold 20 KiB read takes twice as long as a 4 KiB one).
+    static let smallBlocks = SealedBlocks(blockSize: 4 * 1024)
+    /// Chunks written before 4 KiB blocks (marked `g` and `p`).
+    static let largeBlocks = SealedBlocks(blockSize: 16 * 1024)
+    static let sealing = smallBlocks
+    /// The cache and the loads deal in pieces of plaintext of this size (four small blocks or one
+    /// large one): a sequential read then costs one cache entry per 16 KiB whatever the blocks.
+    static let pieceSize = 16 * 1024
+    /// A load of more pieces than this is split, so that one large read runs on both cores.
+    static let piecesPerLoad = 16
 
     let store: any Store
     let reader: ObjectReader
@@ -45,21 +70,53 @@ final class ContentContext: Sendable {
 
     // MARK: Reading
 
-    /// The plaintext of block `block` of a chunk (of the whole chunk, for the first format).
-    func piece(_ ref: ChunkRef, block: Int) throws(FSError) -> ArraySlice<UInt8> {
+    /// The plaintext of piece `index` of a chunk (of the whole chunk, for the first format).
+    func piece(_ ref: ChunkRef, _ index: Int) throws(FSError) -> ArraySlice<UInt8> {
         guard let link = ref.link else { throw .io }
-        guard ref.sealedInBlocks else { return try wholeChunk(link) }
-        let key = PieceKey(link.hash, block: block)
+        guard let sealing = ref.sealing else { return try wholeChunk(link) }
+        let key = PieceKey(link.hash, piece: index)
         if let bytes = cache.get(key) { return bytes }
-        try load(ChunkRead(link: link, length: Int(ref.chunkLength), sealedInBlocks: true, blocks: block..<(block + 1)))
+        let read = ChunkRead(link: link, length: Int(ref.chunkLength), sealing: sealing, pieces: index..<(index + 1))
+        try load(read)
         if let bytes = cache.get(key) { return bytes }
         // Evicted at once by other loads: rare; read it again and keep it out of the cache.
-        return try readBlocks(link, length: Int(ref.chunkLength), block..<(block + 1), cacheThem: false)[0]
+        return try readPieces(read, cacheThem: false)[0]
     }
 
     /// Whether a piece is decrypted in the cache.
-    func isCached(_ link: HashAndKey, block: Int?) -> Bool {
-        cache.contains(block.map { PieceKey(link.hash, block: $0) } ?? PieceKey(whole: link.hash))
+    func isCached(_ link: HashAndKey, piece: Int?) -> Bool {
+        cache.contains(piece.map { PieceKey(link.hash, piece: $0) } ?? PieceKey(whole: link.hash))
+    }
+
+    /// Copies the bytes of a direct read into its place in `buffer`: from the cache if it holds
+    /// them, else from only the blocks that hold them, which are not cached (a random read needs
+    /// one or two 4 KiB blocks; caching them would only push out what a sequential reader fetched
+    /// ahead).
+    func read(_ direct: DirectRead, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) {
+        let out = UnsafeMutableRawBufferPointer(rebasing: buffer[direct.at..<(direct.at + direct.count)])
+        guard let link = direct.chunk.link, let sealing = direct.chunk.sealing else {
+            out.initializeMemory(as: UInt8.self, repeating: 0)
+            return
+        }
+        let length = Int(direct.chunk.chunkLength), offset = direct.offset
+        let ps = Self.pieceSize
+        let firstPiece = offset / ps, lastPiece = (offset + out.count - 1) / ps
+        if firstPiece == lastPiece, let piece = cache.get(PieceKey(link.hash, piece: firstPiece)), piece.count >= offset % ps + out.count {
+            piece.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(offset % ps)...].prefix(out.count))) }
+            return
+        }
+        let bs = sealing.blockSize
+        let blocks = (offset / bs)..<((offset + out.count - 1) / bs + 1)
+        let sealed = try readSealed(link, length: length, sealing: sealing, blocks)
+        let plaintext = blocks.reduce(0) { $0 + sealing.plaintextCount(block: $1, of: length) }
+        try withUnsafeTemporaryAllocation(byteCount: plaintext, alignment: 16) { (opened) throws(FSError) in
+            var failure: FSError?
+            sealed.withUnsafeBytes { sealed in
+                do throws(FSError) { try open(sealed, into: opened, link, length: length, sealing: sealing, blocks) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: opened[(offset - blocks.lowerBound * bs)...].prefix(out.count)))
+        }
     }
 
     /// Fetches what reads need into the cache, in parallel: a read that needs several pieces from
@@ -84,7 +141,7 @@ final class ContentContext: Sendable {
     /// for the read that needs the piece to report.
     func prefetch(_ reads: [ChunkRead]) {
         let parts = reads.flatMap(Self.split).filter { part in
-            !loads.isLoading(part.sealedInBlocks ? PieceKey(part.link.hash, block: part.blocks.lowerBound) : PieceKey(whole: part.link.hash))
+            !loads.isLoading(part.sealing != nil ? PieceKey(part.link.hash, piece: part.pieces.lowerBound) : PieceKey(whole: part.link.hash))
         }
         willLoad(parts)
         for part in parts { readAhead.async { try? self.load(part) } }
@@ -94,36 +151,44 @@ final class ContentContext: Sendable {
     /// find the bytes in memory (without it, a cold sequential read waited on one chunk file's
     /// disk read after the other).
     func willLoad(_ reads: [ChunkRead]) {
-        for read in reads where read.sealedInBlocks {
-            let b = Self.blocks, first = read.blocks.lowerBound, last = read.blocks.upperBound - 1
-            let start = 4 + b.sealedOffset(block: first)
-            let end = 4 + b.sealedOffset(block: last) + b.plaintextCount(block: last, of: read.length) + SealedBlocks.tagSize
-            store.willRead(read.link.hash, offset: start, count: end - start)
+        for read in reads {
+            guard let sealing = read.sealing else { continue }
+            let range = Self.sealedRange(sealing, read.blocks, of: read.length)
+            store.willRead(read.link.hash, offset: range.lowerBound, count: range.count)
         }
     }
 
+    /// Where blocks `blocks` lie in the object of a chunk of `length` bytes (after its 4-byte header).
+    private static func sealedRange(_ sealing: SealedBlocks, _ blocks: Range<Int>, of length: Int) -> Range<Int> {
+        let last = blocks.upperBound - 1
+        let start = 4 + sealing.sealedOffset(block: blocks.lowerBound)
+        return start..<(4 + sealing.sealedOffset(block: last) + sealing.plaintextCount(block: last, of: length) + SealedBlocks.tagSize)
+    }
+
     private static func split(_ read: ChunkRead) -> [ChunkRead] {
-        guard read.sealedInBlocks, read.blocks.count > blocksPerLoad else { return [read] }
-        return stride(from: read.blocks.lowerBound, to: read.blocks.upperBound, by: blocksPerLoad).map {
-            ChunkRead(link: read.link, length: read.length, sealedInBlocks: true,
-                      blocks: $0..<min($0 + blocksPerLoad, read.blocks.upperBound))
+        guard read.sealing != nil, read.pieces.count > piecesPerLoad else { return [read] }
+        return stride(from: read.pieces.lowerBound, to: read.pieces.upperBound, by: piecesPerLoad).map {
+            ChunkRead(link: read.link, length: read.length, sealing: read.sealing,
+                      pieces: $0..<min($0 + piecesPerLoad, read.pieces.upperBound))
         }
     }
 
     private func load(_ read: ChunkRead) throws(FSError) {
-        guard read.sealedInBlocks else {
+        guard read.sealing != nil else {
             _ = try wholeChunk(read.link)
             return
         }
-        let keys = read.blocks.map { PieceKey(read.link.hash, block: $0) }
+        let keys = read.pieces.map { PieceKey(read.link.hash, piece: $0) }
         let claimed = loads.claim(keys)
-        // Load the claimed blocks that are not cached, in contiguous runs; then wait for the ones
+        // Load the claimed pieces that are not cached, in contiguous runs; then wait for the ones
         // another thread was loading.
         var mine: [PieceKey] = []
         var others: [PieceKey] = []
         var run: Range<Int>?
         func flush() throws(FSError) {
-            if let r = run { _ = try readBlocks(read.link, length: read.length, r, cacheThem: true) }
+            if let r = run {
+                _ = try readPieces(ChunkRead(link: read.link, length: read.length, sealing: read.sealing, pieces: r), cacheThem: true)
+            }
             run = nil
         }
         do {
@@ -131,8 +196,8 @@ final class ContentContext: Sendable {
                 if !claimed[i] { others.append(key); try flush(); continue }
                 mine.append(key)
                 if cache.contains(key) { try flush(); continue }
-                let b = read.blocks.lowerBound + i
-                run = run.map { $0.lowerBound..<(b + 1) } ?? b..<(b + 1)
+                let p = read.pieces.lowerBound + i
+                run = run.map { $0.lowerBound..<(p + 1) } ?? p..<(p + 1)
             }
             try flush()
         } catch {
@@ -143,58 +208,68 @@ final class ContentContext: Sendable {
         for key in others { loads.wait(key) }
     }
 
-    /// Reads, checks and decrypts blocks of a chunk with one range read of its object.
-    private func readBlocks(_ link: HashAndKey, length: Int, _ blocks: Range<Int>,
-                            cacheThem: Bool) throws(FSError) -> [ArraySlice<UInt8>] {
-        let b = Self.blocks
-        let plaintext = blocks.reduce(0) { $0 + b.plaintextCount(block: $1, of: length) }
-        let sealed = plaintext + SealedBlocks.tagSize * blocks.count
-        guard plaintext > 0 else {
+    /// Reads, checks and decrypts the pieces of a sealed chunk with one range read of its object,
+    /// each piece straight into a buffer of its own (the cache then frees exactly what it evicts).
+    private func readPieces(_ read: ChunkRead, cacheThem: Bool) throws(FSError) -> [ArraySlice<UInt8>] {
+        let sealing = read.sealing!, blocks = read.blocks
+        let sealed = try readSealed(read.link, length: read.length, sealing: sealing, blocks)
+        let k = Self.pieceSize / sealing.blockSize
+        var out: [ArraySlice<UInt8>] = []
+        out.reserveCapacity(read.pieces.count)
+        for index in read.pieces {
+            let first = max(index * k, blocks.lowerBound), pieceBlocks = first..<min(first + k, blocks.upperBound)
+            let n = pieceBlocks.reduce(0) { $0 + sealing.plaintextCount(block: $1, of: read.length) }
+            let at = sealing.sealedOffset(block: first) - sealing.sealedOffset(block: blocks.lowerBound)
+            var failure: FSError?
+            let piece = [UInt8](unsafeUninitializedCapacity: n) { buffer, count in
+                sealed.withUnsafeBytes { sealed in
+                    do throws(FSError) {
+                        try open(UnsafeRawBufferPointer(rebasing: sealed[at...]), into: UnsafeMutableRawBufferPointer(buffer),
+                                 read.link, length: read.length, sealing: sealing, pieceBlocks)
+                    } catch { failure = error }
+                }
+                count = n
+            }
+            if let failure { throw failure }
+            if cacheThem { cache.put(PieceKey(read.link.hash, piece: index), piece[...]) }
+            out.append(piece[...])
+        }
+        return out
+    }
+
+    /// Opens blocks `blocks` of a chunk from their sealed bytes into `out`, packed.
+    private func open(_ sealed: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, _ link: HashAndKey,
+                      length: Int, sealing: SealedBlocks, _ blocks: Range<Int>) throws(FSError) {
+        let plaintext = blocks.reduce(0) { $0 + sealing.plaintextCount(block: $1, of: length) }
+        guard sealing.open(sealed, into: out, plaintext: plaintext, key: link.key, firstBlock: blocks.lowerBound) else {
+            Log.error("chunk \(link.hash.hex) is corrupt: a block of \(blocks) fails its check")
+            throw .io
+        }
+    }
+
+    /// The sealed bytes of blocks of a chunk, with one range read of its object; not yet checked.
+    private func readSealed(_ link: HashAndKey, length: Int, sealing: SealedBlocks, _ blocks: Range<Int>) throws(FSError) -> [UInt8] {
+        guard sealing.plaintextCount(block: blocks.lowerBound, of: length) > 0 else {
             Log.error("chunk \(link.hash.hex): a read past its end (its list says \(length) bytes)")
             throw .io
         }
+        let range = Self.sealedRange(sealing, blocks, of: length)
         let read: [UInt8]?
         do throws(StoreError) {
-            read = try store.read(link.hash, offset: 4 + b.sealedOffset(block: blocks.lowerBound), count: sealed)
+            read = try store.read(link.hash, offset: range.lowerBound, count: range.count)
         } catch {
             Log.error("reading object \(link.hash.hex): \(error)")
             throw .io
         }
-        guard var bytes = read else {
+        guard let bytes = read else {
             Log.error("object \(link.hash.hex) is missing from the store")
             throw .io
         }
-        guard bytes.count == sealed else {
+        guard bytes.count == range.count else {
             Log.error("chunk \(link.hash.hex) is shorter than its list says (corrupt or truncated)")
             throw .io
         }
-        let ok = bytes.withUnsafeMutableBytes {
-            b.open($0, plaintext: plaintext, key: link.key, firstBlock: blocks.lowerBound)
-        }
-        guard ok else {
-            Log.error("chunk \(link.hash.hex) is corrupt: a block of \(blocks) fails its check")
-            throw .io
-        }
-        if blocks.count == 1 {
-            // One block (a random read): the read buffer itself, no copy.
-            let piece = bytes[0..<plaintext]
-            if cacheThem { cache.put(PieceKey(link.hash, block: blocks.lowerBound), piece) }
-            return [piece]
-        }
-        // Each block gets its own buffer: the cache then frees exactly what it evicts.
-        var out: [ArraySlice<UInt8>] = []
-        out.reserveCapacity(blocks.count)
-        bytes.withUnsafeBytes { all in
-            var at = 0
-            for index in blocks {
-                let n = b.plaintextCount(block: index, of: length)
-                let piece = ArraySlice(UnsafeRawBufferPointer(rebasing: all[at..<(at + n)]))
-                if cacheThem { cache.put(PieceKey(link.hash, block: index), piece) }
-                out.append(piece)
-                at += n + SealedBlocks.tagSize
-            }
-        }
-        return out
+        return bytes
     }
 
     /// A chunk of the first format: the object's data, decrypted (checked by the object's hash).
@@ -218,11 +293,11 @@ final class ContentContext: Sendable {
 
     // MARK: Writing
 
-    /// Seals and stores one chunk in blocks; nil (nothing stored) for all zeros. The object is laid
-    /// out, sealed and hashed in one buffer.
-    func storeChunk(_ plaintext: UnsafeRawBufferPointer) throws(FSError) -> HashAndKey? {
+    /// Seals and stores one chunk in blocks (older blocks only for tests of what older versions
+    /// wrote); nil (nothing stored) for all zeros. The object is laid out, sealed and hashed in one
+    /// buffer.
+    func storeChunk(_ plaintext: UnsafeRawBufferPointer, sealing b: SealedBlocks = sealing) throws(FSError) -> HashAndKey? {
         if Self.isZero(plaintext) { return nil }
-        let b = Self.blocks
         let n = plaintext.count
         let key = secrets.chunkKey(for: plaintext)
         var bytes = [UInt8](unsafeUninitializedCapacity: 4 + b.sealedSize(plaintext: n)) { buffer, count in

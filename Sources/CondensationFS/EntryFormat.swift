@@ -23,10 +23,28 @@ enum EntryLabel {
     static let xattrs = "x", size = "s", inline = "i", chunks = "k", chunkList = "K", directory = "d"
     static let symlink = "l", hardLink = "h", subdirectories = "n"
     static let container = "C", recipients = "R", owner = "O"
-    /// A chunk sealed in AES-256-GCM blocks (see `ContentContext`), not AES-256-CTR as a whole.
-    static let sealedBlocks = "g"
-    /// A part of a patch object (see `ChunkRef`).
-    static let patch = "p"
+    /// A chunk sealed in 16 KiB AES-256-GCM blocks (see `ContentContext`), not AES-256-CTR as a
+    /// whole; and in 4 KiB blocks, as chunks are sealed now.
+    static let sealedBlocks = "g", sealedSmallBlocks = "g4"
+    /// A part of a patch object (see `ChunkRef`), in 16 KiB and in 4 KiB blocks.
+    static let patch = "p", patchSmallBlocks = "p4"
+
+    /// The marker that follows a sealed chunk's link.
+    static func marker(patch: Bool, _ sealing: SealedBlocks) -> String {
+        let small = sealing.blockSize == ContentContext.smallBlocks.blockSize
+        return patch ? (small ? patchSmallBlocks : self.patch) : (small ? sealedSmallBlocks : sealedBlocks)
+    }
+
+    /// What a marker says: whether the object is a patch, and its blocks; nil for any other text.
+    static func sealing(marker: String?) -> (patch: Bool, SealedBlocks)? {
+        switch marker {
+        case sealedBlocks: (false, ContentContext.largeBlocks)
+        case sealedSmallBlocks: (false, ContentContext.smallBlocks)
+        case patch: (true, ContentContext.largeBlocks)
+        case patchSmallBlocks: (true, ContentContext.smallBlocks)
+        default: nil
+        }
+    }
 }
 
 /// Metadata every node has.
@@ -99,15 +117,17 @@ struct Metadata: Equatable, Sendable {
 struct ChunkRef: Equatable, Sendable {
     var length: UInt64
     var link: HashAndKey?
-    /// Sealed in blocks that can be read and checked one at a time.
-    var sealedInBlocks: Bool
+    /// The blocks the object is sealed in, read and checked one at a time; nil for a chunk of the
+    /// first format (AES-256-CTR over the whole chunk).
+    var sealing: SealedBlocks?
     /// Where the piece starts in the chunk's plaintext, and the chunk's plaintext length (the
-    /// blocks are the chunk's: block i starts at i · 16 KiB of the chunk, not of the piece).
+    /// blocks are the chunk's: block i starts at i · block size of the chunk, not of the piece).
     var offset: UInt64 = 0
     var chunkLength: UInt64
     /// A part of a patch object, not of a content-defined chunk: its start is not a cut.
     var isPatch = false
 
+    var sealedInBlocks: Bool { sealing != nil }
     var isWholeChunk: Bool { offset == 0 && chunkLength == length && !isPatch }
     /// Chunking may start or stop here without changing what a full chunking would cut: a hole,
     /// or the start of a content-defined chunk.
@@ -117,29 +137,31 @@ struct ChunkRef: Equatable, Sendable {
         var r = Record(Values.unsigned(length))
         if let link {
             r.children = [link.record]
-            if !isWholeChunk {
-                r.children.append(Record(text: isPatch ? EntryLabel.patch : EntryLabel.sealedBlocks))
-                r.children.append(Record(Values.unsigned(offset)))
-                r.children.append(Record(Values.unsigned(chunkLength)))
-            } else if sealedInBlocks {
-                r.children.append(Record(text: EntryLabel.sealedBlocks))
+            if let sealing {
+                r.children.append(Record(text: EntryLabel.marker(patch: isPatch, sealing)))
+                if !isWholeChunk {
+                    r.children.append(Record(Values.unsigned(offset)))
+                    r.children.append(Record(Values.unsigned(chunkLength)))
+                }
             }
         }
         return r
     }
 
-    init(length: UInt64, link: HashAndKey?, sealedInBlocks: Bool = true) {
+    /// A whole chunk (sealed as new chunks are, unless told otherwise), or a hole.
+    init(length: UInt64, link: HashAndKey?, sealing: SealedBlocks? = ContentContext.sealing) {
         self.length = length
         self.link = link
-        self.sealedInBlocks = link != nil && sealedInBlocks
+        self.sealing = link == nil ? nil : sealing
         chunkLength = length
     }
 
     /// `length` bytes at `offset` of a sealed chunk or patch object of `chunkLength` bytes.
-    init(length: UInt64, link: HashAndKey, offset: UInt64, chunkLength: UInt64, isPatch: Bool) {
+    init(length: UInt64, link: HashAndKey, offset: UInt64, chunkLength: UInt64, isPatch: Bool,
+         sealing: SealedBlocks = ContentContext.sealing) {
         self.length = length
         self.link = link
-        sealedInBlocks = true
+        self.sealing = sealing
         self.offset = offset
         self.chunkLength = chunkLength
         self.isPatch = isPatch
@@ -171,7 +193,6 @@ struct ChunkRef: Equatable, Sendable {
         guard let length = record.unsigned, length > 0 else { return nil }
         self.length = length
         chunkLength = length
-        sealedInBlocks = false
         guard let child = record.firstChild else {
             link = nil
             return
@@ -179,20 +200,20 @@ struct ChunkRef: Equatable, Sendable {
         guard let link = HashAndKey(record: child) else { return nil }
         self.link = link
         let rest = Array(record.children.dropFirst())
+        guard !rest.isEmpty else { return }  // the first format
+        guard rest[0].children.isEmpty, let (patch, sealing) = EntryLabel.sealing(marker: rest[0].text) else { return nil }
+        self.sealing = sealing
+        isPatch = patch
         switch rest.count {
-        case 0: return
         case 1:
-            guard rest[0].text == EntryLabel.sealedBlocks, rest[0].children.isEmpty else { return nil }
+            guard !patch else { return nil }
         case 3:
-            guard rest[0].text == EntryLabel.sealedBlocks || rest[0].text == EntryLabel.patch, rest[0].children.isEmpty,
-                  let offset = rest[1].unsigned, let chunkLength = rest[2].unsigned,
+            guard let offset = rest[1].unsigned, let chunkLength = rest[2].unsigned,
                   offset < chunkLength, length <= chunkLength - offset else { return nil }
             self.offset = offset
             self.chunkLength = chunkLength
-            isPatch = rest[0].text == EntryLabel.patch
         default: return nil
         }
-        sealedInBlocks = true
     }
 }
 

@@ -127,12 +127,12 @@ final class FileData {
             if ref.link == nil {
                 memset(out.baseAddress! + done, 0, n)
             } else if ref.sealedInBlocks {
-                let bs = ContentContext.blocks.blockSize
+                let ps = ContentContext.pieceSize
                 var copied = 0
                 while copied < n {
                     let at = Int(ref.offset) + within + copied
-                    let piece = try ctx.piece(ref, block: at / bs)
-                    let from = at % bs
+                    let piece = try ctx.piece(ref, at / ps)
+                    let from = at % ps
                     let m = min(n - copied, piece.count - from)
                     guard m > 0 else {
                         Log.error("chunk \(ref.link!.hash.hex) is shorter than its list says")
@@ -144,7 +144,7 @@ final class FileData {
                     copied += m
                 }
             } else {
-                let bytes = try ctx.piece(ref, block: 0)
+                let bytes = try ctx.piece(ref, 0)
                 guard bytes.count == Int(ref.length) else {
                     Log.error("chunk \(ref.link!.hash.hex) holds \(bytes.count) bytes, the list says \(ref.length)")
                     throw .io
@@ -165,23 +165,48 @@ final class FileData {
         let end = min(offset + UInt64(length), size, storedEnd)
         guard offset < end else { return [] }
         var out: [ChunkRead] = []
-        let bs = UInt64(ContentContext.blocks.blockSize)
+        let ps = UInt64(ContentContext.pieceSize)
         var i = chunkIndex(offset)
         while i < base.count && baseOffsets[i] < end {
             let start = max(baseOffsets[i], offset), stop = min(baseOffsets[i] + base[i].length, end)
             defer { i += 1 }
             guard let link = base[i].link, !coveredByPages(start, stop) else { continue }
-            if base[i].sealedInBlocks {
+            if let sealing = base[i].sealing {
                 let at = base[i].offset &- baseOffsets[i]  // chunk position = file position + at
-                var first = Int((start &+ at) / bs), last = Int((stop - 1 &+ at) / bs)
-                while first <= last && ctx.isCached(link, block: first) { first += 1 }
-                while last >= first && ctx.isCached(link, block: last) { last -= 1 }
+                var first = Int((start &+ at) / ps), last = Int((stop - 1 &+ at) / ps)
+                while first <= last && ctx.isCached(link, piece: first) { first += 1 }
+                while last >= first && ctx.isCached(link, piece: last) { last -= 1 }
                 if first <= last {
-                    out.append(ChunkRead(link: link, length: Int(base[i].chunkLength), sealedInBlocks: true, blocks: first..<(last + 1)))
+                    out.append(ChunkRead(link: link, length: Int(base[i].chunkLength), sealing: sealing, pieces: first..<(last + 1)))
                 }
-            } else if !ctx.isCached(link, block: nil) {
-                out.append(ChunkRead(link: link, length: Int(base[i].length), sealedInBlocks: false, blocks: 0..<1))
+            } else if !ctx.isCached(link, piece: nil) {
+                out.append(ChunkRead(link: link, length: Int(base[i].length), sealing: nil, pieces: 0..<1))
             }
+        }
+        return out
+    }
+
+    /// Where the bytes of a read lie when they are all in sealed chunks and holes (none in pages,
+    /// none past the stored end): the caller then reads them outside the volume's lock straight
+    /// from the chunks' objects, which never change. Nil when any byte needs the general path.
+    func directReads(_ offset: UInt64, _ count: Int, _ ctx: ContentContext) throws(FSError) -> [DirectRead]? {
+        guard offset < size, inline == nil else { return nil }
+        try loadList(ctx)
+        let end = min(offset + UInt64(count), size)
+        guard end <= storedEnd else { return nil }
+        if !pages.isEmpty {
+            let ps = UInt64(Self.pageSize)
+            for p in (offset / ps)...((end - 1) / ps) where pages[p] != nil { return nil }
+        }
+        var out: [DirectRead] = []
+        var pos = offset
+        while pos < end {
+            let i = chunkIndex(pos)
+            let ref = base[i]
+            let n = Int(min(end, baseOffsets[i] + ref.length) - pos)
+            if ref.link != nil && ref.sealing == nil { return nil }
+            out.append(DirectRead(at: Int(pos - offset), count: n, chunk: ref, offset: Int(ref.offset + pos - baseOffsets[i])))
+            pos += UInt64(n)
         }
         return out
     }
@@ -540,7 +565,7 @@ final class FileData {
         guard base[first...last].allSatisfy({ $0.link == nil || $0.sealedInBlocks }) else { return }
         let pieces = UInt64(last - first + 1 + 2 * group.runs.count)
         let chunks = UInt64(base[first...last].lazy.filter(\.startsAtCut).count)
-        group.isPatched = pieces <= max(32 * chunks, length / UInt64(ContentContext.blocks.blockSize))
+        group.isPatched = pieces <= max(32 * chunks, length / UInt64(ContentContext.pieceSize))
     }
 
     /// Seals the pages of the patched groups into patch objects, a few at a time on the sealing

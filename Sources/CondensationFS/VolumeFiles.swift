@@ -56,8 +56,9 @@ extension Volume {
     public func read(_ ino: Inode, handle: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) -> Int {
         // Chunks that must come from disk are fetched, checked and decrypted outside the lock (in
         // parallel when there are several), so that reads use both cores. A sequential reader also
-        // gets the chunks after its request fetched in the background.
-        let (missing, ahead) = try lock.withLock { () throws(FSError) in
+        // gets the chunks after its request fetched in the background. A random read reads only
+        // the blocks it needs, straight into the reply, and takes the lock once.
+        let (missing, ahead, direct) = try lock.withLock { () throws(FSError) -> ([ChunkRead], [ChunkRead], [DirectRead]?) in
             let n = try node(ino)
             guard n.isRegular else { throw n.isDirectory ? .isDirectory : .invalid }
             let f = fileData(n)
@@ -74,12 +75,17 @@ extension Volume {
             var ahead: [ChunkRead] = []
             if !sequential {
                 n.readAheadEnd = end
+                if let direct = try f.directReads(offset, buffer.count, ctx) { return ([], [], direct) }
             } else if n.readAheadEnd < end + UInt64(Self.readAhead / 2) {
                 let from = max(end, n.readAheadEnd)
                 n.readAheadEnd = end + UInt64(Self.readAhead)
                 ahead = try f.uncachedChunks(from, Int(n.readAheadEnd - from), ctx)
             }
-            return (try f.uncachedChunks(offset, buffer.count, ctx), ahead)
+            return (try f.uncachedChunks(offset, buffer.count, ctx), ahead, nil)
+        }
+        if let direct {
+            for part in direct { try ctx.read(part, into: buffer) }
+            return direct.reduce(0) { $0 + $1.count }
         }
         if !ahead.isEmpty { ctx.prefetch(ahead) }
         if !missing.isEmpty { try ctx.load(missing) }

@@ -3,8 +3,9 @@ import Condensation
 import Glibc
 import XCTest
 
-/// Chunks sealed in 16 KiB AES-GCM blocks: read a block at a time, each checked on its own; and
-/// chunks of the first format (AES-CTR, checked by the object's hash) still read.
+/// Chunks sealed in 4 KiB AES-GCM blocks: read a piece (16 KiB) or, for random reads, a block at a
+/// time, each block checked on its own; and chunks of the earlier formats (16 KiB blocks; AES-CTR
+/// checked by the object's hash) still read.
 final class ChunkFormatTests: XCTestCase {
     private var dir = ""
 
@@ -37,13 +38,43 @@ final class ChunkFormatTests: XCTestCase {
         let chunks = try storeFile(data, ContentContext(store: store, secrets: secrets))
         XCTAssertGreaterThan(chunks.count, 2)
         for c in chunks {
-            XCTAssert(c.sealedInBlocks)
+            XCTAssertEqual(c.sealing, ContentContext.smallBlocks)
             XCTAssertEqual(ChunkRef(record: c.record), c, "the record round-trips")
-            XCTAssertEqual(c.record.children.last?.text, "g")
+            XCTAssertEqual(c.record.children.last?.text, "g4")
             let object = try XCTUnwrap(try store.get(c.link!.hash))
-            XCTAssertEqual(object.bytes.count, 4 + ContentContext.blocks.sealedSize(plaintext: Int(c.length)))
+            let n = Int(c.length), tags = 16 * ((n + 4095) / 4096)
+            XCTAssertEqual(object.bytes.count, 4 + n + tags, "a tag per 4 KiB")
         }
-        // A fresh context (empty cache) reads ranges that start and end anywhere, across blocks and chunks.
+        try checkReads(data, chunks, store, secrets, &rng)
+    }
+
+    /// Chunks and patches sealed in 16 KiB blocks (as written before 4 KiB blocks), marked `g`
+    /// and `p`, read as before.
+    func testChunksInSixteenKiBBlocksStillRead() throws {
+        let store = try FolderStore.create(dir + "/store")
+        let secrets = Secrets.random()
+        var rng = SeededRandom(15)
+        let data = rng.bytes(700_000)
+        let ctx = ContentContext(store: store, secrets: secrets)
+        var chunks: [ChunkRef] = []
+        for (at, n) in [(0, 300_000), (300_000, 150_000), (450_000, 250_000)] {
+            let link = try XCTUnwrap(try data[at..<(at + n)].withUnsafeBytes { try ctx.storeChunk($0, sealing: ContentContext.largeBlocks) })
+            XCTAssertEqual(try store.get(link.hash)?.bytes.count, 4 + n + 16 * ((n + 16383) / 16384))
+            chunks.append(ChunkRef(length: UInt64(n), link: link, sealing: ContentContext.largeBlocks))
+        }
+        // The middle chunk named as two pieces of a patch: the same bytes, read from their offsets.
+        let middle = chunks[1]
+        chunks[1...1] = [ChunkRef(length: 70_000, link: middle.link!, offset: 0, chunkLength: 150_000, isPatch: true, sealing: ContentContext.largeBlocks),
+                         ChunkRef(length: 80_000, link: middle.link!, offset: 70_000, chunkLength: 150_000, isPatch: true, sealing: ContentContext.largeBlocks)]
+        XCTAssertEqual(chunks.map { $0.record.children[1].text }, ["g", "p", "p", "g"])
+        for c in chunks { XCTAssertEqual(ChunkRef(record: c.record), c, "the record round-trips") }
+        try checkReads(data, chunks, store, secrets, &rng)
+    }
+
+    /// Reads ranges that start and end anywhere, across blocks and chunks: through the cache, as
+    /// the volume's loads outside its lock do, and directly from the blocks, as random reads do.
+    private func checkReads(_ data: [UInt8], _ chunks: [ChunkRef], _ store: FolderStore, _ secrets: Secrets,
+                            _ rng: inout SeededRandom) throws {
         let f = FileData(stored: .chunks(chunks), size: UInt64(data.count))
         let ctx = ContentContext(store: store, secrets: secrets)
         for _ in 0..<200 {
@@ -52,9 +83,26 @@ final class ChunkFormatTests: XCTestCase {
             let got = try read(f, UInt64(offset), count, ctx)
             XCTAssertEqual(got, Array(data[offset..<min(data.count, offset + count)]), "at \(offset) +\(count)")
         }
-        // The loads the volume makes outside its lock (several chunks in parallel) fill the cache.
+        // Direct reads read only the blocks they need and leave the cache as it was.
         let fresh = ContentContext(store: store, secrets: secrets)
         let f2 = FileData(stored: .chunks(chunks), size: UInt64(data.count))
+        for _ in 0..<300 {
+            let offset = Int.random(in: 0..<data.count, using: &rng)
+            let count = Int.random(in: 1...40_000, using: &rng)
+            var out = [UInt8](repeating: 0xee, count: count)
+            let direct = try XCTUnwrap(try f2.directReads(UInt64(offset), count, fresh), "all stored: a direct read")
+            try out.withUnsafeMutableBytes { buffer in for part in direct { try fresh.read(part, into: buffer) } }
+            let n = direct.reduce(0) { $0 + $1.count }
+            XCTAssertEqual(n, min(count, data.count - offset))
+            XCTAssertEqual(Array(out[..<n]), Array(data[offset..<(offset + n)]), "direct at \(offset) +\(count)")
+        }
+        let pieces = chunks.map { c -> Int in
+            let first = Int(c.offset) / 16384, last = Int(c.offset + c.length - 1) / 16384
+            return last - first + 1
+        }
+        let uncached = try f2.uncachedChunks(0, data.count, fresh).map(\.pieces.count)
+        XCTAssertEqual(uncached, pieces, "direct reads cached nothing")
+        // The loads the volume makes outside its lock (several chunks in parallel) fill the cache.
         let needed = try f2.uncachedChunks(0, data.count, fresh)
         XCTAssertEqual(needed.count, chunks.count)
         try fresh.load(needed)
@@ -62,8 +110,8 @@ final class ChunkFormatTests: XCTestCase {
         XCTAssertEqual(try read(f2, 0, data.count, fresh), data)
     }
 
-    /// A damaged block fails the reads that need it (EIO) and only those: the other blocks of the
-    /// same chunk still read.
+    /// A damaged block fails the reads that need it (EIO) and only those: loads into the cache
+    /// fail for the 16 KiB piece that holds it, direct reads only for the block itself.
     func testADamagedBlockFailsOnlyTheReadsThatNeedIt() throws {
         let store = try FolderStore.create(dir + "/store")
         let secrets = Secrets.random()
@@ -72,10 +120,11 @@ final class ChunkFormatTests: XCTestCase {
         let chunks = try storeFile(data, ContentContext(store: store, secrets: secrets))
         XCTAssertGreaterThanOrEqual(chunks[0].length, 65536, "chunks are at least 64 KiB")
         let path = store.objectPath(chunks[0].link!.hash)
-        // Flip a bit in block 3 (plaintext bytes 49152..<65536).
+        // Flip a bit in block 13 (plaintext bytes 53248..<57344, in the piece 49152..<65536).
+        let blocks = ContentContext.smallBlocks
         let fd = open(path, O_RDWR)
         var byte: UInt8 = 0
-        let at = off_t(4 + ContentContext.blocks.sealedOffset(block: 3) + 100)
+        let at = off_t(4 + blocks.sealedOffset(block: 13) + 100)
         XCTAssertEqual(pread(fd, &byte, 1, at), 1)
         byte ^= 0x10
         XCTAssertEqual(pwrite(fd, &byte, 1, at), 1)
@@ -87,8 +136,17 @@ final class ChunkFormatTests: XCTestCase {
         XCTAssertEqual(try read(f, 65536, 4096, ctx), Array(data[65536..<69632]))
         XCTAssertThrowsError(try read(f, 50_000, 10, ctx)) { XCTAssertEqual($0 as? FSError, .io) }
         XCTAssertThrowsError(try read(f, 0, data.count, ctx)) { XCTAssertEqual($0 as? FSError, .io) }
+        func direct(_ offset: Int, _ count: Int) throws -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: count)
+            let parts = try XCTUnwrap(try f.directReads(UInt64(offset), count, ctx))
+            try out.withUnsafeMutableBytes { buffer in for part in parts { try ctx.read(part, into: buffer) } }
+            return out
+        }
+        XCTAssertEqual(try direct(49152, 4096), Array(data[49152..<53248]), "the block before, in the same piece")
+        XCTAssertEqual(try direct(57344, 4096), Array(data[57344..<61440]), "the block after")
+        XCTAssertThrowsError(try direct(57000, 1000)) { XCTAssertEqual($0 as? FSError, .io) }
         // A truncated object: the blocks past the cut fail, the ones before still read.
-        truncate(path, off_t(4 + ContentContext.blocks.sealedOffset(block: 2)))
+        truncate(path, off_t(4 + blocks.sealedOffset(block: 8)))
         let ctx2 = ContentContext(store: store, secrets: secrets)
         XCTAssertEqual(try read(f, 16384, 100, ctx2), Array(data[16384..<16484]))
         XCTAssertThrowsError(try read(f, 40_000, 100, ctx2)) { XCTAssertEqual($0 as? FSError, .io) }
@@ -107,7 +165,7 @@ final class ChunkFormatTests: XCTestCase {
         for store in [MemoryStore() as any Store, try FolderStore.create(dir + "/store")] {
             let (sealed, link) = secrets.seal(try Object(bytes: [0, 0, 0, 0] + data))
             try store.put(link.hash, sealed)
-            let ref = ChunkRef(length: UInt64(data.count), link: link, sealedInBlocks: false)
+            let ref = ChunkRef(length: UInt64(data.count), link: link, sealing: nil)
             XCTAssertEqual(ref.record.children.count, 1, "no marker for the first format")
             XCTAssertEqual(ChunkRef(record: ref.record), ref)
             let ctx = ContentContext(store: store, secrets: secrets)
@@ -136,7 +194,7 @@ final class ChunkFormatTests: XCTestCase {
                                  chunkLength: whole.length, isPatch: offset == 5000)
             XCTAssertEqual(ChunkRef(record: piece.record), piece, "the record round-trips")
             XCTAssertEqual(piece.record.children.count, 4)
-            XCTAssertEqual(piece.record.children[1].text, offset == 5000 ? "p" : "g")
+            XCTAssertEqual(piece.record.children[1].text, offset == 5000 ? "p4" : "g4")
             let f = FileData(stored: .chunks([ChunkRef(length: 3, link: nil), piece]), size: UInt64(3 + length))
             let ctx = ContentContext(store: store, secrets: secrets)
             XCTAssertEqual(try read(f, 0, 3 + length, ctx), [0, 0, 0] + Array(data[offset..<(offset + length)]), "\(offset)+\(length)")
