@@ -3,12 +3,30 @@ import CCrypto
 /// A 256-bit AES key used in CTR mode with Condensation's zero-based counter.
 /// The counter always starts at zero, so a key must never encrypt two different plaintexts:
 /// keys are fresh random bytes or derived from the plaintext itself (`convergent`).
+///
+/// The 32 bytes are held inline, in memory order, not in an array: a key travels in every chunk
+/// reference, and each copy of an array-backed key retained and released it (a tenth of a
+/// sequential read's CPU went to those reference counts).
 public struct AESKey: Hashable, Sendable {
-    public let bytes: [UInt8]
+    private let k0, k1, k2, k3: UInt64
 
     public init(bytes: [UInt8]) throws(CryptoError) {
         guard bytes.count == 32 else { throw .wrongKeySize(expected: 32, got: bytes.count) }
-        self.bytes = bytes
+        (k0, k1, k2, k3) = bytes.withUnsafeBytes {
+            ($0.loadUnaligned(fromByteOffset: 0, as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+             $0.loadUnaligned(fromByteOffset: 16, as: UInt64.self), $0.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        }
+    }
+
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// The 32 bytes, for the C calls that take a key.
+    private func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: (k0, k1, k2, k3), body)
+    }
+
+    func withKeyPointer<R>(_ body: (UnsafePointer<UInt8>) -> R) -> R {
+        withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
     }
 
     public static func random() -> AESKey { try! AESKey(bytes: Random.bytes(32)) }
@@ -18,7 +36,7 @@ public struct AESKey: Hashable, Sendable {
     public func apply(_ buffer: UnsafeMutableRawBufferPointer, offset: UInt64 = 0) {
         guard buffer.count > 0 else { return }
         let p = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        let ok = bytes.withUnsafeBufferPointer { ccrypto_aes256ctr($0.baseAddress, offset, p, p, buffer.count) }
+        let ok = withKeyPointer { ccrypto_aes256ctr($0, offset, p, p, buffer.count) }
         precondition(ok == 1, "libcrypto refused AES-256-CTR with a 32-byte key")
     }
 

@@ -37,8 +37,8 @@ public struct SealedBlocks: Equatable, Sendable {
         precondition(buffer.count >= sealedSize(plaintext: plaintext))
         guard plaintext > 0 else { return }
         let p = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        let ok = key.bytes.withUnsafeBufferPointer {
-            ccrypto_aes256gcm_seal_blocks($0.baseAddress, p, plaintext, blockSize, UInt64(firstBlock))
+        let ok = key.withKeyPointer {
+            ccrypto_aes256gcm_seal_blocks($0, p, plaintext, blockSize, UInt64(firstBlock))
         }
         precondition(ok == 1, "libcrypto refused AES-256-GCM with a 32-byte key")
     }
@@ -49,8 +49,8 @@ public struct SealedBlocks: Equatable, Sendable {
         guard buffer.count >= sealedSize(plaintext: plaintext) else { return false }
         guard plaintext > 0 else { return true }
         let p = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        let result = key.bytes.withUnsafeBufferPointer {
-            ccrypto_aes256gcm_open_blocks($0.baseAddress, p, plaintext, blockSize, UInt64(firstBlock))
+        let result = key.withKeyPointer {
+            ccrypto_aes256gcm_open_blocks($0, p, plaintext, blockSize, UInt64(firstBlock))
         }
         precondition(result >= 0, "libcrypto refused AES-256-GCM with a 32-byte key")
         return result == 1
@@ -63,8 +63,8 @@ public struct SealedBlocks: Equatable, Sendable {
                      key: AESKey, firstBlock: Int = 0) -> Bool {
         guard sealed.count >= sealedSize(plaintext: plaintext), out.count >= plaintext else { return false }
         guard plaintext > 0 else { return true }
-        let result = key.bytes.withUnsafeBufferPointer {
-            ccrypto_aes256gcm_open_blocks_packed($0.baseAddress, sealed.baseAddress!.assumingMemoryBound(to: UInt8.self),
+        let result = key.withKeyPointer {
+            ccrypto_aes256gcm_open_blocks_packed($0, sealed.baseAddress!.assumingMemoryBound(to: UInt8.self),
                                                  out.baseAddress!.assumingMemoryBound(to: UInt8.self), plaintext, blockSize,
                                                  UInt64(firstBlock))
         }
