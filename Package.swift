@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
         .target(name: "Condensation", dependencies: ["CCrypto", "CLinux"], swiftSettings: hotPath),
         .target(name: "CondensationFS", dependencies: ["Condensation"], swiftSettings: hotPath),
-        .target(name: "FuseMount", dependencies: ["CFuse", "CondensationFS"], swiftSettings: hotPath),
+        .target(name: "FuseMount", dependencies: ["CFuse", "Condensation", "CondensationFS"], swiftSettings: hotPath),
         .target(name: "StoreServer", dependencies: [
             "Condensation",
             .product(name: "NIOCore", package: "swift-nio"),

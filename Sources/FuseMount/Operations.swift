@@ -1,4 +1,5 @@
 import CFuse
+import Condensation
 import CondensationFS
 import Glibc
 
@@ -573,23 +574,7 @@ func attributeChanges(_ attr: stat, _ toSet: Int32) -> AttributeChanges {
 // MARK: - Per-thread reply buffer
 
 /// Each FUSE worker thread keeps one buffer for read and readdir replies (fuse_reply_buf copies it to
-/// the device before returning), so a request allocates nothing. Freed when the thread ends.
-private let threadBufferKey: pthread_key_t = {
-    var key = pthread_key_t()
-    pthread_key_create(&key) { free($0) }
-    return key
-}()
+/// the device before returning).
+private let replyBuffer = ThreadBuffer()
 
-private let threadBufferHeader = 64
-
-func threadBuffer(_ size: Int) -> UnsafeMutableRawPointer {
-    if let block = pthread_getspecific(threadBufferKey) {
-        if block.load(as: Int.self) >= size { return block + threadBufferHeader }
-        free(block)
-    }
-    let capacity = (max(size, 128 * 1024) + 4095) & ~4095
-    guard let block = malloc(capacity + threadBufferHeader) else { fatalError("out of memory") }
-    block.storeBytes(of: capacity, as: Int.self)
-    pthread_setspecific(threadBufferKey, block)
-    return block + threadBufferHeader
-}
+func threadBuffer(_ size: Int) -> UnsafeMutableRawPointer { replyBuffer.get(size) }

@@ -46,21 +46,34 @@ public enum FileSystem {
     static func read(_ fd: Int32, _ path: @autoclosure () -> String, count: Int, offset: Int = 0) throws(StoreError) -> [UInt8] {
         var failure: Int32 = 0
         let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var done = 0
-            while done < count {
-                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    break
-                }
-                if n == 0 { break }
-                done += n
-            }
-            initialized = done
+            initialized = read(fd, into: UnsafeMutableRawBufferPointer(buffer), offset: offset, failure: &failure)
         }
         if failure != 0 { throw .io(path: path(), errno: failure) }
         return out
+    }
+
+    /// Fills `buffer` from `offset` of `fd`; the count read, fewer if the file ends first.
+    static func read(_ fd: Int32, _ path: @autoclosure () -> String, into buffer: UnsafeMutableRawBufferPointer,
+                     offset: Int) throws(StoreError) -> Int {
+        var failure: Int32 = 0
+        let n = read(fd, into: buffer, offset: offset, failure: &failure)
+        if failure != 0 { throw .io(path: path(), errno: failure) }
+        return n
+    }
+
+    private static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int, failure: inout Int32) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                break
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
     }
 
     /// Writes through a temporary file and renames it into place, so readers see the old bytes or the

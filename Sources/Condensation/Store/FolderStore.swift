@@ -57,6 +57,12 @@ public final class FolderStore: Store {
         return try FileSystem.read(file.fd, objectPath(hash), count: count, offset: offset)
     }
 
+    public func read(_ hash: Hash, offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int? {
+        guard offset >= 0 else { throw .io(path: objectPath(hash), errno: EINVAL) }
+        guard let file = try openFile(hash) else { return nil }
+        return try FileSystem.read(file.fd, objectPath(hash), into: buffer, offset: offset)
+    }
+
     /// Starts the disk reads at once (posix_fadvise WILLNEED queues them and returns): a reader
     /// that knows the next few MiB of a file lie in a dozen objects gets them read in parallel,
     /// rather than one object file's cold read after the other.

@@ -45,6 +45,9 @@ public protocol Store: AnyObject, Sendable {
     /// that check them another way (sealed blocks carry their own tags). Fewer bytes if the object
     /// is shorter; nil if the store does not have it. The default gets (and checks) the whole object.
     func read(_ hash: Hash, offset: Int, count: Int) throws(StoreError) -> [UInt8]?
+    /// As `read`, into `buffer` (its count is the count asked for): the count read, fewer if the
+    /// object is shorter; nil if the store does not have it. The default copies from `read`.
+    func read(_ hash: Hash, offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int?
     /// A hint that `read(hash, offset:, count:)` comes soon: a folder store has the kernel start
     /// reading the bytes from disk now. The default does nothing.
     func willRead(_ hash: Hash, offset: Int, count: Int)
@@ -68,6 +71,12 @@ extension Store {
         let bytes = object.bytes
         let start = min(max(0, offset), bytes.count)
         return Array(bytes[start..<min(bytes.count, start + max(0, count))])
+    }
+
+    public func read(_ hash: Hash, offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int? {
+        guard let bytes = try read(hash, offset: offset, count: buffer.count) else { return nil }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        return bytes.count
     }
 
     public func willRead(_ hash: Hash, offset: Int, count: Int) {}
