@@ -88,10 +88,40 @@ final class ContentContext: Sendable {
         cache.contains(piece.map { PieceKey(link.hash, piece: $0) } ?? PieceKey(whole: link.hash))
     }
 
+    /// Reads the parts of a direct read into `buffer`; a large one (the kernel's sequential
+    /// requests, 1–2 MiB) on all cores. The kernel mostly keeps one such request in flight, so its
+    /// latency is the reader's throughput: read by one thread, a cold sequential read left the
+    /// machine half idle.
+    func read(_ parts: [DirectRead], into buffer: UnsafeMutableRawBufferPointer) throws(FSError) {
+        let bytes = parts.reduce(0) { $0 + $1.count }
+        guard parts.count > 1, bytes >= Self.parallelRead else {
+            for part in parts { try read(part, into: buffer) }
+            return
+        }
+        // Parts are chunks (up to 1 MiB): cut them into pieces of about `parallelRead / 2` so that
+        // the cores share the work evenly.
+        var pieces: [DirectRead] = []
+        for part in parts {
+            var at = 0
+            while at < part.count {
+                let n = min(part.count - at, Self.parallelRead / 2)
+                pieces.append(DirectRead(at: part.at + at, count: n, chunk: part.chunk, offset: part.offset + at))
+                at += n
+            }
+        }
+        let all = pieces
+        nonisolated(unsafe) let out = buffer  // each piece writes its own range of it
+        try Self.inParallel(all.count) { (i) throws(FSError) in try read(all[i], into: out) }
+    }
+
+    /// Direct reads of this many bytes or more run on all cores.
+    static let parallelRead = 256 * 1024
+
     /// Copies the bytes of a direct read into its place in `buffer`: from the cache if it holds
-    /// them, else from only the blocks that hold them, which are not cached (a random read needs
-    /// one or two 4 KiB blocks; caching them would only push out what a sequential reader fetched
-    /// ahead).
+    /// them, else from the blocks that hold them, read into this thread's scratch buffer and
+    /// decrypted straight into the reply (the blocks the read covers whole) or through a block on
+    /// the stack (a block it covers in part). Nothing is cached: the kernel keeps the plaintext it
+    /// asked for, and a random read's neighbours are rarely read next.
     func read(_ direct: DirectRead, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) {
         let out = UnsafeMutableRawBufferPointer(rebasing: buffer[direct.at..<(direct.at + direct.count)])
         guard let link = direct.chunk.link, let sealing = direct.chunk.sealing else {
@@ -100,24 +130,49 @@ final class ContentContext: Sendable {
         }
         let length = Int(direct.chunk.chunkLength), offset = direct.offset
         let ps = Self.pieceSize
-        let firstPiece = offset / ps, lastPiece = (offset + out.count - 1) / ps
-        if firstPiece == lastPiece, let piece = cache.get(PieceKey(link.hash, piece: firstPiece)), piece.count >= offset % ps + out.count {
+        if offset / ps == (offset + out.count - 1) / ps, let piece = cache.get(PieceKey(link.hash, piece: offset / ps)),
+           piece.count >= offset % ps + out.count {
             piece.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(offset % ps)...].prefix(out.count))) }
             return
         }
-        let bs = sealing.blockSize
+        let bs = sealing.blockSize, step = bs + SealedBlocks.tagSize
         let blocks = (offset / bs)..<((offset + out.count - 1) / bs + 1)
-        let sealed = try readSealed(link, length: length, sealing: sealing, blocks)
-        let plaintext = blocks.reduce(0) { $0 + sealing.plaintextCount(block: $1, of: length) }
-        try withUnsafeTemporaryAllocation(byteCount: plaintext, alignment: 16) { (opened) throws(FSError) in
-            var failure: FSError?
-            sealed.withUnsafeBytes { sealed in
-                do throws(FSError) { try open(sealed, into: opened, link, length: length, sealing: sealing, blocks) } catch { failure = error }
+        let range = Self.sealedRange(sealing, blocks, of: length)
+        let sealed = UnsafeMutableRawBufferPointer(start: Self.scratch.get(range.count), count: range.count)
+        try readSealed(link, range, into: sealed)
+        var done = 0, pos = offset
+        while done < out.count {
+            let block = pos / bs, within = pos % bs
+            let at = (block - blocks.lowerBound) * step
+            // The blocks from here on that the reply takes whole are decrypted straight into it.
+            var whole = 0, n = 0
+            while within == 0 && block + whole < blocks.upperBound {
+                let c = sealing.plaintextCount(block: block + whole, of: length)
+                guard done + n + c <= out.count else { break }
+                n += c
+                whole += 1
             }
-            if let failure { throw failure }
-            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: opened[(offset - blocks.lowerBound * bs)...].prefix(out.count)))
+            if whole > 0 {
+                let run = block..<(block + whole)
+                try open(UnsafeRawBufferPointer(rebasing: sealed[at...]), into: UnsafeMutableRawBufferPointer(rebasing: out[done..<(done + n)]),
+                         link, length: length, sealing: sealing, run)
+                done += n
+                pos += n
+                continue
+            }
+            let count = sealing.plaintextCount(block: block, of: length)
+            let part = min(out.count - done, count - within)
+            try withUnsafeTemporaryAllocation(byteCount: count, alignment: 16) { (opened) throws(FSError) in
+                try open(UnsafeRawBufferPointer(rebasing: sealed[at...]), into: opened, link, length: length, sealing: sealing, block..<(block + 1))
+                (out.baseAddress! + done).copyMemory(from: opened.baseAddress! + within, byteCount: part)
+            }
+            done += part
+            pos += part
         }
     }
+
+    /// Each thread's buffer for the sealed bytes of its direct reads.
+    private static let scratch = ThreadBuffer()
 
     /// Fetches what reads need into the cache, in parallel: a read that needs several pieces from
     /// disk spreads the reading, checking and decryption over the cores.
@@ -145,6 +200,12 @@ final class ContentContext: Sendable {
         }
         willLoad(parts)
         for part in parts { readAhead.async { try? self.load(part) } }
+    }
+
+    /// `willLoad` on a read-ahead thread: opening a cold object file takes about 90 µs, a dozen of
+    /// them in a request's path held it up more than its decryption.
+    func willLoadInBackground(_ reads: [ChunkRead]) {
+        readAhead.async { self.willLoad(reads) }
     }
 
     /// Has the store start the disk reads of these loads now, all at once; the loads then mostly
@@ -247,6 +308,29 @@ final class ContentContext: Sendable {
         }
     }
 
+    /// Fills `buffer` with bytes `range` of a chunk's object; not yet checked.
+    private func readSealed(_ link: HashAndKey, _ range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) {
+        let read: Int?
+        do throws(StoreError) {
+            read = try store.read(link.hash, offset: range.lowerBound, into: buffer)
+        } catch {
+            Log.error("reading object \(link.hash.hex): \(error)")
+            throw .io
+        }
+        try checkRead(link, read, range.count)
+    }
+
+    private func checkRead(_ link: HashAndKey, _ count: Int?, _ expected: Int) throws(FSError) {
+        guard let count else {
+            Log.error("object \(link.hash.hex) is missing from the store")
+            throw .io
+        }
+        guard count == expected else {
+            Log.error("chunk \(link.hash.hex) is shorter than its list says (corrupt or truncated)")
+            throw .io
+        }
+    }
+
     /// The sealed bytes of blocks of a chunk, with one range read of its object; not yet checked.
     private func readSealed(_ link: HashAndKey, length: Int, sealing: SealedBlocks, _ blocks: Range<Int>) throws(FSError) -> [UInt8] {
         guard sealing.plaintextCount(block: blocks.lowerBound, of: length) > 0 else {
@@ -261,15 +345,8 @@ final class ContentContext: Sendable {
             Log.error("reading object \(link.hash.hex): \(error)")
             throw .io
         }
-        guard let bytes = read else {
-            Log.error("object \(link.hash.hex) is missing from the store")
-            throw .io
-        }
-        guard bytes.count == range.count else {
-            Log.error("chunk \(link.hash.hex) is shorter than its list says (corrupt or truncated)")
-            throw .io
-        }
-        return bytes
+        try checkRead(link, read?.count, range.count)
+        return read!
     }
 
     /// A chunk of the first format: the object's data, decrypted (checked by the object's hash).
