@@ -77,8 +77,9 @@ public struct VolumeOptions: Sendable {
     /// Seconds after the first unsaved change before a commit.
     public var commitInterval: Double = 5
     /// Bytes of unsaved file data kept in memory before it is chunked into the store. Random
-    /// writes are what fill it: each time it fills, every chunk they touched is cut and sealed
-    /// again, so it is as large as the memory bound (peak resident memory under 300 MB) allows.
+    /// writes are what fill it: each time it fills, the chunks they touched get patched (or, past
+    /// a bound, chunked again), so it is as large as the memory bound (peak resident memory under
+    /// 300 MB) allows; 48 MiB did not lower the peak of extracting a source tree.
     public var writeBufferLimit: Int = 64 * 1024 * 1024
 
     public init() {}
