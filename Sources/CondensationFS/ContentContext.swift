@@ -137,9 +137,7 @@ final class ContentContext: Sendable {
         }
         let bs = sealing.blockSize, step = bs + SealedBlocks.tagSize
         let blocks = (offset / bs)..<((offset + out.count - 1) / bs + 1)
-        let range = Self.sealedRange(sealing, blocks, of: length)
-        let sealed = UnsafeMutableRawBufferPointer(start: Self.scratch.get(range.count), count: range.count)
-        try readSealed(link, range, into: sealed)
+        let sealed = try readSealed(link, length: length, sealing: sealing, blocks)
         var done = 0, pos = offset
         while done < out.count {
             let block = pos / bs, within = pos % bs
@@ -171,7 +169,7 @@ final class ContentContext: Sendable {
         }
     }
 
-    /// Each thread's buffer for the sealed bytes of its direct reads.
+    /// Each thread's buffer for the sealed bytes it reads (`readSealed`).
     private static let scratch = ThreadBuffer()
 
     /// Fetches what reads need into the cache, in parallel: a read that needs several pieces from
@@ -283,12 +281,10 @@ final class ContentContext: Sendable {
             let at = sealing.sealedOffset(block: first) - sealing.sealedOffset(block: blocks.lowerBound)
             var failure: FSError?
             let piece = [UInt8](unsafeUninitializedCapacity: n) { buffer, count in
-                sealed.withUnsafeBytes { sealed in
-                    do throws(FSError) {
-                        try open(UnsafeRawBufferPointer(rebasing: sealed[at...]), into: UnsafeMutableRawBufferPointer(buffer),
-                                 read.link, length: read.length, sealing: sealing, pieceBlocks)
-                    } catch { failure = error }
-                }
+                do throws(FSError) {
+                    try open(UnsafeRawBufferPointer(rebasing: sealed[at...]), into: UnsafeMutableRawBufferPointer(buffer),
+                             read.link, length: read.length, sealing: sealing, pieceBlocks)
+                } catch { failure = error }
                 count = n
             }
             if let failure { throw failure }
@@ -308,8 +304,16 @@ final class ContentContext: Sendable {
         }
     }
 
-    /// Fills `buffer` with bytes `range` of a chunk's object; not yet checked.
-    private func readSealed(_ link: HashAndKey, _ range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) {
+    /// The sealed bytes of blocks of a chunk, read with one range read of its object into this
+    /// thread's scratch buffer (valid until the thread's next call); not yet checked.
+    private func readSealed(_ link: HashAndKey, length: Int, sealing: SealedBlocks, _ blocks: Range<Int>)
+        throws(FSError) -> UnsafeRawBufferPointer {
+        guard sealing.plaintextCount(block: blocks.lowerBound, of: length) > 0 else {
+            Log.error("chunk \(link.hash.hex): a read past its end (its list says \(length) bytes)")
+            throw .io
+        }
+        let range = Self.sealedRange(sealing, blocks, of: length)
+        let buffer = UnsafeMutableRawBufferPointer(start: Self.scratch.get(range.count), count: range.count)
         let read: Int?
         do throws(StoreError) {
             read = try store.read(link.hash, offset: range.lowerBound, into: buffer)
@@ -317,36 +321,15 @@ final class ContentContext: Sendable {
             Log.error("reading object \(link.hash.hex): \(error)")
             throw .io
         }
-        try checkRead(link, read, range.count)
-    }
-
-    private func checkRead(_ link: HashAndKey, _ count: Int?, _ expected: Int) throws(FSError) {
-        guard let count else {
+        guard let read else {
             Log.error("object \(link.hash.hex) is missing from the store")
             throw .io
         }
-        guard count == expected else {
+        guard read == range.count else {
             Log.error("chunk \(link.hash.hex) is shorter than its list says (corrupt or truncated)")
             throw .io
         }
-    }
-
-    /// The sealed bytes of blocks of a chunk, with one range read of its object; not yet checked.
-    private func readSealed(_ link: HashAndKey, length: Int, sealing: SealedBlocks, _ blocks: Range<Int>) throws(FSError) -> [UInt8] {
-        guard sealing.plaintextCount(block: blocks.lowerBound, of: length) > 0 else {
-            Log.error("chunk \(link.hash.hex): a read past its end (its list says \(length) bytes)")
-            throw .io
-        }
-        let range = Self.sealedRange(sealing, blocks, of: length)
-        let read: [UInt8]?
-        do throws(StoreError) {
-            read = try store.read(link.hash, offset: range.lowerBound, count: range.count)
-        } catch {
-            Log.error("reading object \(link.hash.hex): \(error)")
-            throw .io
-        }
-        try checkRead(link, read?.count, range.count)
-        return read!
+        return UnsafeRawBufferPointer(buffer)
     }
 
     /// A chunk of the first format: the object's data, decrypted (checked by the object's hash).
